@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - real control plane + simulated nodes + nginx, curl through the LB IP
+#   make test   - lint, types, import contracts, and every test tier (unit, cluster, netns)
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup demo test lint unit bench clean
+
+setup:
+	@e2e/tools/setup
+
+lint: setup
+	$(PY) -m ruff check api operator speaker e2e tests bench
+	$(PY) -m mypy
+	.venv/bin/lint-imports
+
+test: setup lint
+	$(PY) -m pytest -m "unit or cluster or netns" $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m metallb_lab.demo
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache bench/results

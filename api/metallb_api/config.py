@@ -1,0 +1,242 @@
+"""The one pure function that turns a snapshot of IPAddressPool + L2Advertisement objects
+into a validated internal model, with a reason for everything it refuses.
+
+Used by the operator (allocation, conditions), the speaker (which pools/nodes/interfaces
+are announced) and the CLI (`metallbctl validate`). Never raises on bad input: a bad
+object becomes a `Problem` and is left out, the rest of the configuration still works.
+
+Cross-object rule for overlapping pools: the older pool (creationTimestamp, then name)
+keeps the addresses; the newer one is not Ready (reason OverlapsPool, naming the older).
+A pool that is present but not Ready still *holds* the addresses already assigned from
+it (`held_ranges`) so that a typo never clears working Services; it only stops handing
+out new ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from metallb_api.addresses import AddressError, Family, IPRange, parse_entry
+from metallb_api.models import IPAddressPoolSpec, L2AdvertisementSpec, parse_spec
+from metallb_api.selectors import LabelSelector, any_matches
+
+
+class ProblemReason(StrEnum):
+    INVALID_SPEC = "InvalidSpec"
+    OVERLAPS_POOL = "OverlapsPool"
+    OVERLAPS_ITSELF = "OverlappingAddresses"
+    POOL_NOT_FOUND = "PoolNotFound"
+    NO_MATCHING_POOLS = "NoMatchingPools"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # "IPAddressPool" | "L2Advertisement"
+    name: str
+    reason: ProblemReason
+    message: str
+    related: str | None = None  # the other object, e.g. the pool this one overlaps
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """serviceAllocation: restricts a pool to matching Services and orders pools."""
+
+    priority: int = 0
+    namespaces: frozenset[str] = frozenset()
+    namespace_selectors: tuple[LabelSelector, ...] = ()
+    service_selectors: tuple[LabelSelector, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    ranges: tuple[IPRange, ...]
+    auto_assign: bool = True
+    avoid_buggy_ips: bool = False
+    allocation: Allocation | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""
+    generation: int = 0
+
+    @property
+    def families(self) -> frozenset[Family]:
+        return frozenset(r.family for r in self.ranges)
+
+    def size(self, family: Family | None = None) -> int:
+        """Exact usable address count (Python ints never overflow)."""
+        total = 0
+        for r in self.ranges:
+            if family is None or r.family == family:
+                total += r.size - (r.buggy_count() if self.avoid_buggy_ips else 0)
+        return total
+
+
+@dataclass(frozen=True)
+class L2AdvConfig:
+    name: str
+    pools: frozenset[str]  # resolved pool names this advertisement announces
+    node_selectors: tuple[LabelSelector, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    generation: int = 0
+
+    def selects_node(self, labels: Mapping[str, str]) -> bool:
+        return not self.node_selectors or any_matches(self.node_selectors, labels)
+
+
+@dataclass(frozen=True)
+class Config:
+    pools: Mapping[str, PoolConfig]  # Ready pools: may hand out addresses
+    held_ranges: Mapping[str, tuple[IPRange, ...]]  # every present pool's parseable ranges
+    l2advertisements: Mapping[str, L2AdvConfig]
+    problems: tuple[Problem, ...]
+    generations: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def problems_for(self, kind: str, name: str) -> list[Problem]:
+        return [p for p in self.problems if p.kind == kind and p.name == name]
+
+    def advertised_pools(self) -> frozenset[str]:
+        out: set[str] = set()
+        for adv in self.l2advertisements.values():
+            out |= adv.pools
+        return frozenset(out)
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _parse_pool(
+    obj: Mapping[str, Any],
+) -> tuple[PoolConfig | None, tuple[IPRange, ...], str | None]:
+    """(config or None, ranges that parse anyway, error message or None)."""
+    meta = _meta(obj)
+    raw_spec = obj.get("spec")
+    held: list[IPRange] = []
+    if isinstance(raw_spec, Mapping):
+        for entry in raw_spec.get("addresses") or []:
+            try:
+                held.append(parse_entry(str(entry)))
+            except AddressError:
+                continue
+    spec, error = parse_spec(IPAddressPoolSpec, raw_spec)
+    if spec is None:
+        return None, tuple(held), error
+    ranges = tuple(parse_entry(a) for a in spec.addresses)
+    alloc = None
+    if spec.service_allocation is not None:
+        sa = spec.service_allocation
+        alloc = Allocation(
+            priority=sa.priority,
+            namespaces=frozenset(sa.namespaces),
+            namespace_selectors=tuple(s.parsed() for s in sa.namespace_selectors),
+            service_selectors=tuple(s.parsed() for s in sa.service_selectors),
+        )
+    pool = PoolConfig(
+        name=str(meta.get("name", "")),
+        ranges=ranges,
+        auto_assign=spec.auto_assign,
+        avoid_buggy_ips=spec.avoid_buggy_ips,
+        allocation=alloc,
+        labels=dict(meta.get("labels") or {}),
+        created=str(meta.get("creationTimestamp") or ""),
+        generation=int(meta.get("generation") or 0),
+    )
+    return pool, ranges, None
+
+
+def _self_overlap(ranges: tuple[IPRange, ...]) -> tuple[IPRange, IPRange] | None:
+    ordered = sorted(ranges)
+    for a, b in itertools.pairwise(ordered):
+        if a.overlaps(b):
+            return a, b
+    return None
+
+
+def build_config(
+    pools: Iterable[Mapping[str, Any]], l2advertisements: Iterable[Mapping[str, Any]] = ()
+) -> Config:
+    problems: list[Problem] = []
+    held: dict[str, tuple[IPRange, ...]] = {}
+    generations: dict[tuple[str, str], int] = {}
+    candidates: list[PoolConfig] = []
+    for obj in pools:
+        name = str(_meta(obj).get("name", ""))
+        generations[("IPAddressPool", name)] = int(_meta(obj).get("generation") or 0)
+        pool, ranges, error = _parse_pool(obj)
+        held[name] = ranges
+        if pool is None:
+            problems.append(Problem("IPAddressPool", name, ProblemReason.INVALID_SPEC,
+                                    error or "invalid spec"))
+            continue
+        clash = _self_overlap(pool.ranges)
+        if clash:
+            problems.append(Problem(
+                "IPAddressPool", name, ProblemReason.OVERLAPS_ITSELF,
+                f"spec.addresses: {clash[0]} overlaps {clash[1]} in the same pool",
+            ))
+            continue
+        candidates.append(pool)
+
+    accepted: dict[str, PoolConfig] = {}
+    for pool in sorted(candidates, key=lambda p: (p.created, p.name)):
+        clash_with = next(
+            ((other, a, b) for other in accepted.values()
+             for a in pool.ranges for b in other.ranges if a.overlaps(b)),
+            None,
+        )
+        if clash_with:
+            other, a, b = clash_with
+            problems.append(Problem(
+                "IPAddressPool", pool.name, ProblemReason.OVERLAPS_POOL,
+                f"spec.addresses: {a} overlaps {b} of IPAddressPool {other.name!r}, which "
+                f"is older and keeps those addresses",
+                related=other.name,
+            ))
+            continue
+        accepted[pool.name] = pool
+
+    advs: dict[str, L2AdvConfig] = {}
+    for obj in l2advertisements:
+        meta = _meta(obj)
+        name = str(meta.get("name", ""))
+        generations[("L2Advertisement", name)] = int(meta.get("generation") or 0)
+        spec, error = parse_spec(L2AdvertisementSpec, obj.get("spec"))
+        if spec is None:
+            problems.append(Problem("L2Advertisement", name, ProblemReason.INVALID_SPEC,
+                                    error or "invalid spec"))
+            continue
+        selected: set[str] = set()
+        missing = [p for p in spec.ip_address_pools if p not in held]
+        selected |= {p for p in spec.ip_address_pools if p in accepted}
+        pool_selectors = [s.parsed() for s in spec.ip_address_pool_selectors]
+        for pool in accepted.values():
+            if any(s.matches(pool.labels) for s in pool_selectors):
+                selected.add(pool.name)
+        if not spec.ip_address_pools and not pool_selectors:
+            selected = set(accepted)  # neither set: every pool, as in MetalLB
+        if missing:
+            problems.append(Problem(
+                "L2Advertisement", name, ProblemReason.POOL_NOT_FOUND,
+                "spec.ipAddressPools: no IPAddressPool named "
+                + ", ".join(repr(m) for m in missing),
+                related=missing[0],
+            ))
+        elif not selected and (spec.ip_address_pools or pool_selectors):
+            problems.append(Problem(
+                "L2Advertisement", name, ProblemReason.NO_MATCHING_POOLS,
+                "spec.ipAddressPoolSelectors: no Ready IPAddressPool matches",
+            ))
+        advs[name] = L2AdvConfig(
+            name=name,
+            pools=frozenset(selected),
+            node_selectors=tuple(s.parsed() for s in spec.node_selectors),
+            interfaces=tuple(spec.interfaces),
+            generation=int(meta.get("generation") or 0),
+        )
+    return Config(accepted, held, advs, tuple(problems), generations)

@@ -1,0 +1,219 @@
+"""A small async Kubernetes REST client over one aiohttp session.
+
+Why not the generated kubernetes_asyncio API classes: they deserialize every object
+into model classes (slow at 10k Services) and pick strategic-merge for dict patches. We
+use kubernetes_asyncio only to load kubeconfig / in-cluster credentials, then speak
+JSON: merge patches with `metadata.resourceVersion` give optimistic concurrency (409 on
+a stale write), which callers retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client import Configuration
+
+SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+@dataclass(frozen=True)
+class Connection:
+    server: str
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    verify: bool = True
+
+    @classmethod
+    async def load(cls, kubeconfig: str | None = None) -> Connection:
+        """From a kubeconfig path, else $KUBECONFIG/~/.kube/config, else in-cluster."""
+        cfg = Configuration()
+        if kubeconfig or not SA_TOKEN.exists():
+            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            token = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
+            return cls(
+                server=str(cfg.host), ca_file=cfg.ssl_ca_cert, cert_file=cfg.cert_file,
+                key_file=cfg.key_file,
+                token=token.removeprefix("Bearer ").strip() if token else None,
+                verify=bool(cfg.verify_ssl),
+            )
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        return cls(server=str(cfg.host), ca_file=cfg.ssl_ca_cert, token_file=str(SA_TOKEN))
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+class KubeClient:
+    """One connection pool; `limit` concurrent requests (the apiserver's APF decides
+    fairness beyond that)."""
+
+    def __init__(self, conn: Connection, limit: int = 32, user_agent: str = "metallb-py") -> None:
+        self.conn = conn
+        self._limit = limit
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+        self._token: str | None = conn.token
+        self._token_read = 0.0
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, ssl=self.conn.ssl_context())
+            self._session = aiohttp.ClientSession(
+                connector=connector, read_bufsize=2**21,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        if self.conn.token_file and time.monotonic() - self._token_read > 60:
+            self._token = Path(self.conn.token_file).read_text().strip()
+            self._token_read = time.monotonic()
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> Any:
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        async with self._sess().request(
+            method, self.conn.server + path, params=params, data=data,
+            headers=self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                try:
+                    status = json.loads(raw)
+                    raise ApiError(resp.status, str(status.get("reason", "")),
+                                   str(status.get("message", "")))
+                except (ValueError, AttributeError):
+                    raise ApiError(resp.status, "", raw[:500].decode(errors="replace")) from None
+            return json.loads(raw) if raw else None
+
+    async def get(self, path: str) -> Any:
+        return await self.request("GET", path)
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> Any:
+        return await self.request("POST", path, body=body)
+
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def delete(self, path: str) -> Any:
+        return await self.request("DELETE", path)
+
+    async def list_all(self, path: str, page: int = 500) -> tuple[list[Any], str]:
+        """All items (paginated) and the list's resourceVersion, to start a watch at."""
+        items: list[Any] = []
+        cont = ""
+        while True:
+            params = {"limit": str(page)}
+            if cont:
+                params["continue"] = cont
+            doc = await self.request("GET", path, params=params, timeout=120)
+            items.extend(doc.get("items") or [])
+            meta = doc.get("metadata") or {}
+            cont = meta.get("continue") or ""
+            if not cont:
+                return items, str(meta.get("resourceVersion", ""))
+
+    async def watch(
+        self, path: str, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Yield (type, object) from a watch; ends on server timeout. Raises ApiError(410)
+        when the resourceVersion is too old (caller relists)."""
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        async with self._sess().get(
+            self.conn.server + path, params=params, headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30,
+                                          sock_read=timeout_seconds + 30),
+        ) as resp:
+            if resp.status >= 400:
+                raise ApiError(resp.status, "", (await resp.text())[:500])
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("reason", "")),
+                                   str(obj.get("message", "")))
+                yield str(kind), obj
+
+
+async def retry_conflicts(attempts: int, fn: Any) -> Any:
+    """Run `fn()` (a coroutine factory) again on 409 Conflict, up to `attempts` times."""
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except ApiError as exc:
+            if not exc.conflict or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0)
+    return None

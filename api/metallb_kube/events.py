@@ -1,0 +1,136 @@
+"""Kubernetes Events (core/v1) posted in the background, so a slow API never blocks a
+decision. Same (object, reason, message) within the aggregation window bumps `count`
+on the existing Event instead of creating a new one, like client-go's recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metallb_kube.client import ApiError, KubeClient
+
+log = logging.getLogger(__name__)
+AGGREGATE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any], api_version: str, kind: str) -> ObjectRef:
+        meta = obj.get("metadata") or {}
+        return cls(api_version, kind, str(meta.get("namespace") or ""), str(meta.get("name")),
+                   str(meta.get("uid") or ""))
+
+
+@dataclass
+class _Posted:
+    name: str
+    count: int
+    first: str
+    at: float
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    def __init__(self, client: KubeClient, component: str, host: str = "",
+                 queue_size: int = 10000) -> None:
+        self._client = client
+        self._component = component
+        self._host = host
+        self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str]] = asyncio.Queue(queue_size)
+        self._posted: dict[tuple[ObjectRef, str, str], _Posted] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="event-recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._queue.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def normal(self, ref: ObjectRef, reason: str, message: str) -> None:
+        self._put(ref, "Normal", reason, message)
+
+    def warning(self, ref: ObjectRef, reason: str, message: str) -> None:
+        self._put(ref, "Warning", reason, message)
+
+    def _put(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+        try:
+            self._queue.put_nowait((ref, type_, reason, message[:1024]))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        while True:
+            ref, type_, reason, message = await self._queue.get()
+            try:
+                await self._post(ref, type_, reason, message)
+            except (TimeoutError, ApiError, OSError) as exc:
+                log.warning("event not posted", extra={"event": "eventPostFailed",
+                                                       "reason": reason, "error": str(exc)})
+            except Exception:  # never let the recorder die
+                log.exception("event recorder error")
+
+    async def _post(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+        key = (ref, reason, message)
+        now = time.monotonic()
+        ns = ref.namespace or "default"
+        prev = self._posted.get(key)
+        if prev is not None and now - prev.at < AGGREGATE_SECONDS:
+            prev.count += 1
+            prev.at = now
+            with contextlib.suppress(ApiError):
+                await self._client.merge_patch(
+                    f"/api/v1/namespaces/{ns}/events/{prev.name}",
+                    {"count": prev.count, "lastTimestamp": _now()},
+                )
+                return
+        stamp = _now()
+        name = f"{ref.name}.{uuid.uuid4().hex[:12]}"
+        body = {
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {
+                "apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name,
+                "namespace": ref.namespace, "uid": ref.uid,
+            },
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": self._component, "host": self._host},
+            "reportingComponent": self._component,
+            "reportingInstance": self._host or self._component,
+        }
+        await self._client.create(f"/api/v1/namespaces/{ns}/events", body)
+        self._posted[key] = _Posted(name, 1, stamp, now)
+        if len(self._posted) > 20000:  # bound memory: drop the oldest half
+            for old in sorted(self._posted, key=lambda k: self._posted[k].at)[:10000]:
+                del self._posted[old]

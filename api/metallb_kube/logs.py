@@ -1,0 +1,45 @@
+"""JSON logs with stable keys: `event`, `service`, `pool`, `ip`, `node`, `reason`.
+
+Call sites log with `extra={"event": "...", "service": ...}`; the formatter emits one
+JSON object per line with `ts`, `level`, `logger`, `msg` and any of the stable keys set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+STABLE_KEYS = ("event", "service", "pool", "ip", "node", "reason", "peer", "interface",
+               "count", "seconds", "error")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in STABLE_KEYS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                doc[key] = value if isinstance(value, (int, float, bool)) else str(value)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def configure(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Third-party chatter stays at warning unless we debug.
+    for noisy in ("kopf", "aiohttp", "asyncio", "kubernetes_asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,107 @@
+"""metallb-operator entry point: settings once, then the async run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from metallb_kube import logs
+from metallb_kube.client import Connection, KubeClient
+from metallb_kube.events import EventRecorder
+from metallb_operator.controller import Controller
+from metallb_operator.handlers import build_registry, kopf_settings
+from metallb_operator.leader import LeaderElector
+from metallb_operator.metrics import OperatorMetrics
+from metallb_operator.settings import OperatorSettings, parse_args
+
+log = logging.getLogger("metallb.operator")
+
+
+def tune_gc() -> None:
+    """The allocation table is many small long-lived objects; CPython's default gen-0
+    threshold (700) makes the cyclic GC rescan them constantly. Measured in
+    bench/allocator: ~1.5x allocation throughput at 100k+ addresses."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
+async def run(settings: OperatorSettings) -> int:
+    conn = await Connection.load(settings.kubeconfig)
+    client = KubeClient(conn, limit=settings.api_concurrency, user_agent="metallb-py-operator")
+    metrics = OperatorMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host,
+                          registry=metrics.registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    elector = LeaderElector(client, settings.namespace, settings.lease_name, settings.identity,
+                            lease_duration=settings.lease_duration,
+                            retry_period=settings.renew_period)
+    if settings.leader_election:
+        acquire = asyncio.create_task(elector.acquire())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            acquire.cancel()
+            await client.close()
+            return 0
+        stopping.cancel()
+
+    recorder = EventRecorder(client, "metallb-controller", host=settings.identity)
+    recorder.start()
+    controller = Controller(settings, client, recorder, metrics)
+    kopf_stop = asyncio.Event()
+    operator = asyncio.create_task(kopf.operator(
+        registry=build_registry(controller, conn), settings=kopf_settings(),
+        clusterwide=True, standalone=True, stop_flag=kopf_stop, memo=kopf.Memo(),
+    ))
+    waiters = {operator, asyncio.create_task(stop.wait())}
+    holder = asyncio.create_task(elector.hold()) if settings.leader_election else None
+    if holder is not None:
+        waiters.add(holder)
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if holder is not None and holder in done:
+        log.error("lost leadership, exiting", extra={"event": "leaderLost"})
+        code = 1
+    if operator in done and operator.exception() is not None:
+        log.error("kopf stopped", extra={"event": "operatorStopped",
+                                         "error": str(operator.exception())})
+        code = 1
+    kopf_stop.set()
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(operator, timeout=10)
+    await controller.stop()
+    await recorder.flush(timeout=3)
+    await recorder.stop()
+    if holder is not None:
+        holder.cancel()
+    await elector.release()
+    await client.close()
+    log.info("stopped", extra={"event": "stopped"})
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logs.configure(settings.log_level)
+    tune_gc()
+    log.info("starting", extra={"event": "starting", "node": settings.identity,
+                                "pool": settings.namespace})
+    return asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""The operator's shell: caches what the watches deliver, runs plans through a keyed
+work queue, and writes them with optimistic concurrency. Decisions live in
+`reconcile`/`allocator`/`status`; this module only moves data and handles API errors.
+
+Start-up (`bootstrap`) lists pools, advertisements, namespaces and every Service, and
+replays Services that already show an address *first*, so the allocation table equals
+the cluster's before anything new is handed out: a restart changes zero addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from metallb_api import API_VERSION
+from metallb_api.config import Problem
+from metallb_api.service import ServiceView, service_view
+from metallb_kube.client import ApiError, KubeClient
+from metallb_kube.events import EventRecorder, ObjectRef
+from metallb_operator.allocator import Allocator, restore_order
+from metallb_operator.metrics import OperatorMetrics
+from metallb_operator.reconcile import (
+    WARNING,
+    Outcome,
+    ServicePlan,
+    handles,
+    plan_service,
+)
+from metallb_operator.settings import OperatorSettings
+from metallb_operator.status import (
+    l2adv_conditions,
+    merge_conditions,
+    now_rfc3339,
+    pool_conditions,
+    pool_status,
+)
+from metallb_operator.workqueue import WorkQueue
+
+log = logging.getLogger("metallb.controller")
+POOLS = "ipaddresspools"
+L2ADVS = "l2advertisements"
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _ns(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _svc_path(view: ServiceView) -> str:
+    return f"/api/v1/namespaces/{view.namespace}/services/{view.name}"
+
+
+class Controller:
+    def __init__(self, settings: OperatorSettings, client: KubeClient,
+                 recorder: EventRecorder, metrics: OperatorMetrics) -> None:
+        self.settings = settings
+        self.client = client
+        self.recorder = recorder
+        self.metrics = metrics
+        self.allocator = Allocator()
+        self.pools: dict[str, Mapping[str, Any]] = {}
+        self.l2advs: dict[str, Mapping[str, Any]] = {}
+        self.services: dict[str, ServiceView] = {}
+        self.queue = WorkQueue()
+        self.synced = asyncio.Event()
+        self._failed: dict[str, tuple[str, str]] = {}
+        self._warned: dict[str, set[str]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._moved: dict[str, tuple[int, list[str]]] = {}  # pool -> (generation, services)
+        self._moving: dict[str, frozenset[str]] = {}  # service -> pools it is leaving
+        # resourceVersions our own writes replaced: their watch events are older than
+        # what we already hold, and acting on them would only cause 409s.
+        self._superseded: dict[str, set[str]] = {}
+        self._problems_reported: set[Problem] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._crd_path = f"/apis/{API_VERSION}/namespaces/{settings.namespace}"
+
+    # -- start-up -----------------------------------------------------------------
+    async def bootstrap(self) -> None:
+        started = time.monotonic()
+        pools, _ = await self.client.list_all(f"{self._crd_path}/{POOLS}")
+        advs, _ = await self.client.list_all(f"{self._crd_path}/{L2ADVS}")
+        namespaces, _ = await self.client.list_all("/api/v1/namespaces")
+        services, _ = await self.client.list_all("/api/v1/services")
+        self.pools = {_name(p): p for p in pools}
+        self.l2advs = {_name(a): a for a in advs}
+        for ns in namespaces:
+            self.allocator.set_namespace_labels(_name(ns), (ns.get("metadata") or {}).get("labels")
+                                                or {})
+        self._rebuild_config()
+        views = [v for v in (service_view(s) for s in services)
+                 if handles(v, self.settings.load_balancer_class)]
+        pending = 0
+        for view in restore_order(views):
+            self.services[view.key] = view
+            plan = plan_service(view, self.allocator, self.settings.load_balancer_class)
+            if plan.status_differs(view) or plan.annotation_patch(view) or plan.events:
+                self.queue.add(view.key)
+                pending += 1
+        self._mark_all_dirty()
+        self.synced.set()
+        self.metrics.synced.set(1)
+        log.info("synced", extra={"event": "synced", "count": len(views),
+                                  "seconds": round(time.monotonic() - started, 3),
+                                  "reason": f"{pending} Services need writes"})
+
+    def start(self) -> None:
+        for i in range(self.settings.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"worker-{i}"))
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status-flusher"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # -- watch events (called by the kopf handlers) -------------------------------
+    def on_service_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        view = service_view(obj)
+        key = view.key
+        if kind == "DELETED":
+            self._superseded.pop(key, None)
+            if self.services.pop(key, None) is not None or self.allocator.holding(key):
+                self.queue.add(key)
+            return
+        if not handles(view, self.settings.load_balancer_class) and not self.allocator.holding(key):
+            self.services.pop(key, None)
+            return
+        stale = self._superseded.get(key)
+        if stale is not None:
+            if view.resource_version in stale:
+                return
+            del self._superseded[key]
+        self.services[key] = view
+        self.queue.add(key)
+
+    def on_pool_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        if _ns(obj) != self.settings.namespace:
+            return
+        name = _name(obj)
+        if kind == "DELETED":
+            self.pools.pop(name, None)
+            self.metrics.forget_pool(name)
+            self._written.pop((POOLS, name), None)
+        else:
+            old = self.pools.get(name)
+            self.pools[name] = obj
+            labels = (obj.get("metadata") or {}).get("labels")
+            if old is not None and old.get("spec") == obj.get("spec") and (
+                (old.get("metadata") or {}).get("labels") == labels
+            ):
+                return  # our own status write coming back
+        self._rebuild_config()
+
+    def on_l2adv_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        if _ns(obj) != self.settings.namespace:
+            return
+        name = _name(obj)
+        if kind == "DELETED":
+            self.l2advs.pop(name, None)
+            self._written.pop((L2ADVS, name), None)
+        else:
+            old = self.l2advs.get(name)
+            self.l2advs[name] = obj
+            if old is not None and old.get("spec") == obj.get("spec"):
+                return
+        self._rebuild_config()
+
+    def on_namespace_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        labels = None if kind == "DELETED" else ((obj.get("metadata") or {}).get("labels") or {})
+        for key in self.allocator.set_namespace_labels(_name(obj), labels):
+            self.queue.add(key)
+        self._retry_failed()
+
+    # -- configuration --------------------------------------------------------------
+    def _rebuild_config(self) -> None:
+        from metallb_api.config import build_config  # pure, cheap
+
+        config = build_config(self.pools.values(), self.l2advs.values())
+        before = {k: self.allocator.pools_of(k) for k in self.allocator.holdings()}
+        for key in self.allocator.set_config(config):
+            self._moving[key] = before.get(key, frozenset())
+            self.queue.add(key)
+        self._retry_failed()
+        for problem in config.problems:
+            if problem not in self._problems_reported:
+                self._problems_reported.add(problem)
+                objs = self.pools if problem.kind == "IPAddressPool" else self.l2advs
+                obj = objs.get(problem.name)
+                if obj is not None:
+                    self.recorder.warning(ObjectRef.of(obj, API_VERSION, problem.kind),
+                                          str(problem.reason), problem.message)
+                log.warning("configuration problem", extra={
+                    "event": "configProblem", "pool": problem.name, "reason": problem.reason,
+                    "error": problem.message})
+        self._problems_reported &= set(config.problems)
+        self._mark_all_dirty()
+
+    def _retry_failed(self) -> None:
+        for key in list(self._failed):
+            self.queue.add(key)
+
+    def _mark_all_dirty(self) -> None:
+        self._dirty |= {(POOLS, n) for n in self.pools} | {(L2ADVS, n) for n in self.l2advs}
+
+    # -- the work loop ------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self._process(key)
+            except ApiError as exc:
+                self.metrics.api_errors.labels("write").inc()
+                log.warning("API error, retrying", extra={"event": "apiError", "service": key,
+                                                          "error": str(exc)})
+                self.queue.add_after(key, 1.0)
+            except (TimeoutError, OSError) as exc:
+                log.warning("API unreachable, retrying", extra={
+                    "event": "apiError", "service": key, "error": str(exc)})
+                self.queue.add_after(key, 2.0)
+            except Exception:
+                log.exception("reconcile failed", extra={"event": "reconcileError",
+                                                         "service": key})
+                self.queue.add_after(key, 5.0)
+            finally:
+                self.queue.done(key)
+                self.metrics.queue_depth.set(len(self.queue))
+
+    async def _process(self, key: str) -> None:
+        view = self.services.get(key)
+        if view is None:
+            held = self.allocator.holding(key)
+            if held is not None:
+                pools = {self.allocator.pool_of(ip) for ip in held.ips}
+                self.allocator.release(key)
+                self._dirty |= {(POOLS, p) for p in pools if p}
+                log.info("released", extra={"event": "released", "service": key,
+                                            "ip": ",".join(str(i) for i in held.ips)})
+                self._retry_failed()
+            self._failed.pop(key, None)
+            self._warned.pop(key, None)
+            return
+        plan = plan_service(view, self.allocator, self.settings.load_balancer_class)
+        await self._execute(view, plan)
+
+    async def _execute(self, view: ServiceView, plan: ServicePlan) -> None:
+        rv = view.resource_version
+        if plan.status_differs(view):
+            assert plan.ingress is not None
+            body = {
+                "metadata": {"resourceVersion": rv},
+                "status": {"loadBalancer": {"ingress": [
+                    {"ip": ip, "ipMode": "VIP"} for ip in plan.ingress]}},
+            }
+            fresh = await self._write(view, "/status", body)
+            if fresh is None:
+                return
+            rv = fresh.resource_version
+        annotations = plan.annotation_patch(view)
+        if annotations:
+            fresh = await self._write(view, "", {
+                "metadata": {"resourceVersion": rv, "annotations": annotations}})
+            if fresh is None:
+                return
+        self._record_outcome(view, plan)
+
+    async def _write(self, view: ServiceView, sub: str, body: dict[str, Any]) -> ServiceView | None:
+        """Merge-patch with resourceVersion; on 409 re-read and requeue (never ignore)."""
+        try:
+            obj = await self.client.merge_patch(_svc_path(view) + sub, body)
+        except ApiError as exc:
+            if exc.conflict:
+                self.metrics.api_conflicts.inc()
+                log.info("write conflict, re-reading", extra={
+                    "event": "conflict", "service": view.key, "reason": sub or "metadata",
+                    "error": exc.message})
+                try:
+                    latest = await self.client.get(_svc_path(view))
+                except ApiError as get_exc:
+                    if get_exc.not_found:
+                        self.services.pop(view.key, None)
+                        self.queue.add(view.key)
+                        return None
+                    raise
+                self.services[view.key] = service_view(latest)
+                self.queue.add(view.key)
+                return None
+            if exc.not_found:
+                self.services.pop(view.key, None)
+                self.queue.add(view.key)
+                return None
+            raise
+        fresh = service_view(obj)
+        self._superseded.setdefault(view.key, set()).add(str(body["metadata"]["resourceVersion"]))
+        current = self.services.get(view.key)
+        if current is not None and current.resource_version in self._superseded[view.key]:
+            self.services[view.key] = fresh
+        return fresh
+
+    def _record_outcome(self, view: ServiceView, plan: ServicePlan) -> None:
+        key = view.key
+        ref = ObjectRef("v1", "Service", view.namespace, view.name, view.uid)
+        warned = self._warned.setdefault(key, set())
+        if plan.outcome is Outcome.FAILED:
+            failure = next(((e.reason, e.message) for e in plan.events
+                            if e.reason == "AllocationFailed"), ("", ""))
+            repeat = self._failed.get(key) == failure
+            self._failed[key] = failure
+            if not repeat:
+                self.metrics.failures.labels(plan.reason).inc()
+                log.warning("allocation failed", extra={
+                    "event": "allocationFailed", "service": key, "reason": plan.reason,
+                    "error": failure[1]})
+        else:
+            repeat = False
+            self._failed.pop(key, None)
+        for ev in plan.events:
+            if ev.reason == "deprecatedAnnotation":
+                if ev.message in warned:
+                    continue
+                warned.add(ev.message)
+            elif repeat:
+                continue
+            if ev.type == WARNING:
+                self.recorder.warning(ref, ev.reason, ev.message)
+            else:
+                self.recorder.normal(ref, ev.reason, ev.message)
+        if plan.outcome is Outcome.ALLOCATED:
+            for pool in plan.pools:
+                self.metrics.allocations.labels(pool).inc()
+            log.info("allocated", extra={"event": "ipAllocated", "service": key,
+                                         "pool": ",".join(sorted(plan.pools)),
+                                         "ip": ",".join(plan.ingress or ())})
+        leaving = self._moving.pop(key, frozenset())
+        if plan.outcome in (Outcome.ALLOCATED, Outcome.FAILED) and view.ingress:
+            # A pool edit moved or cleared it: the old pool's AssignmentsStable says so.
+            for pool_name in leaving:
+                pool_obj = self.pools.get(pool_name)
+                if pool_obj is None:
+                    continue
+                gen = int((pool_obj.get("metadata") or {}).get("generation") or 0)
+                moved = self._moved.get(pool_name)
+                items = moved[1] if moved and moved[0] == gen else []
+                items.append(f"{key} ({', '.join(view.ingress)})")
+                self._moved[pool_name] = (gen, items)
+                self.recorder.warning(ObjectRef.of(pool_obj, API_VERSION, "IPAddressPool"),
+                                      "ServiceMoved",
+                                      f"{key} lost {', '.join(view.ingress)} after this pool "
+                                      f"changed")
+        if plan.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.FAILED):
+            self._dirty |= {(POOLS, p) for p in plan.pools} | {(POOLS, n) for n in self.pools}
+
+    # -- pool / advertisement status ------------------------------------------------
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_flush_interval)
+            try:
+                await self.flush_status()
+            except Exception:
+                log.exception("status flush failed", extra={"event": "statusError"})
+
+    async def flush_status(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        per_pool: dict[str, int] = {}
+        for holding in self.allocator.holdings().values():
+            for pool in {self.allocator.pool_of(ip) for ip in holding.ips}:
+                if pool:
+                    per_pool[pool] = per_pool.get(pool, 0) + 1
+        config = self.allocator.config
+        now = now_rfc3339()
+        for plural, name in sorted(dirty):
+            objs = self.pools if plural == POOLS else self.l2advs
+            obj = objs.get(name)
+            if obj is None:
+                continue
+            generation = int((obj.get("metadata") or {}).get("generation") or 0)
+            previous = self._written.get((plural, name)) or obj.get("status") or {}
+            if plural == POOLS:
+                usage = self.allocator.usage(name)
+                self.metrics.set_pool(name, usage, per_pool.get(name, 0))
+                moved = self._moved.get(name)
+                moved_msg = None
+                if moved and moved[0] == generation:
+                    moved_msg = (f"generation {generation} moved {len(moved[1])} Service(s): "
+                                 + ", ".join(moved[1][:10]))
+                status: dict[str, Any] = pool_status(usage)
+                wanted = pool_conditions(config, name, moved_msg)
+            else:
+                status = {}
+                wanted = l2adv_conditions(config, name)
+            status["conditions"] = merge_conditions(previous.get("conditions") or [], wanted,
+                                                    generation, now)
+            if status == previous:
+                continue
+            try:
+                await self.client.merge_patch(
+                    f"{self._crd_path}/{plural}/{name}/status", {"status": status})
+                self._written[(plural, name)] = status
+            except ApiError as exc:
+                if not exc.not_found:
+                    self._dirty.add((plural, name))
+                    log.warning("status write failed", extra={"event": "statusError",
+                                                              "pool": name, "error": str(exc)})

@@ -1,0 +1,144 @@
+"""What to write for one Service: a pure decision on top of the allocator.
+
+`plan_service` asks the allocator and turns its answer into a `ServicePlan`: the
+desired `status.loadBalancer.ingress`, the pool annotation, and Events. The controller
+executes plans; tests assert on them directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from metallb_api.addresses import IP
+from metallb_api.service import (
+    ALLOCATED_FROM_POOL,
+    STABLE,
+    RequestError,
+    ServiceView,
+    parse_request,
+)
+from metallb_operator.allocator import Allocated, Allocator
+
+NORMAL, WARNING = "Normal", "Warning"
+
+
+class Outcome(StrEnum):
+    IGNORED = "ignored"  # not ours: another class, not a LoadBalancer
+    RELEASED = "released"  # was ours, is not any more
+    UNCHANGED = "unchanged"
+    ALLOCATED = "allocated"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    key: str
+    outcome: Outcome
+    ingress: tuple[str, ...] | None = None  # desired ingress IPs; None: leave status alone
+    pool_annotation: str | None = None  # desired annotation; None: leave it alone
+    drop_pool_annotation: bool = False
+    events: tuple[EventSpec, ...] = ()
+    reason: str = ""
+    pools: frozenset[str] = field(default_factory=frozenset)
+
+    def status_differs(self, view: ServiceView) -> bool:
+        if self.ingress is None:
+            return False
+        return _normalize(view.ingress) != _normalize(self.ingress)
+
+    def annotation_patch(self, view: ServiceView) -> dict[str, str | None] | None:
+        current = view.annotations.get(ALLOCATED_FROM_POOL)
+        if self.pool_annotation is not None and current != self.pool_annotation:
+            return {ALLOCATED_FROM_POOL: self.pool_annotation}
+        if self.drop_pool_annotation and current is not None:
+            return {ALLOCATED_FROM_POOL: None}
+        return None
+
+
+def _normalize(ips: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for raw in ips:
+        try:
+            out.append(str(IP.parse(raw)))
+        except ValueError:
+            out.append(raw)
+    return tuple(out)
+
+
+def handles(view: ServiceView, load_balancer_class: str | None) -> bool:
+    """MetalLB rule: a configured class handles only that class; no class configured
+    handles only Services without one."""
+    return view.is_load_balancer and view.load_balancer_class == load_balancer_class
+
+
+def _ordered(view: ServiceView, ips: tuple[IP, ...]) -> tuple[str, ...]:
+    order = {fam: i for i, fam in enumerate(view.ip_families)}
+    return tuple(str(ip) for ip in sorted(ips, key=lambda ip: (order.get(ip.family, 9), ip)))
+
+
+def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: str | None
+                 ) -> ServicePlan:
+    key = view.key
+    if not handles(view, load_balancer_class):
+        held = allocator.holding(key)
+        if held is None:
+            return ServicePlan(key, Outcome.IGNORED)
+        pools = frozenset(p for p in (allocator.pool_of(ip) for ip in held.ips) if p)
+        allocator.release(key)
+        ours = {str(ip) for ip in held.ips}
+        clear = bool(ours & set(_normalize(view.ingress)))
+        return ServicePlan(key, Outcome.RELEASED, ingress=() if clear else None,
+                           drop_pool_annotation=clear, pools=pools)
+
+    request = parse_request(view)
+    if isinstance(request, RequestError):
+        # Keep what the Service has: a bad annotation must not take a working address away.
+        return ServicePlan(key, Outcome.FAILED, reason=str(request.reason), events=(
+            EventSpec(WARNING, "AllocationFailed",
+                      f"Failed to allocate IP for {key!r}: {request.message}"),
+        ))
+    events = [
+        EventSpec(WARNING, "deprecatedAnnotation",
+                  f"annotation {legacy} is deprecated, use "
+                  f"{STABLE + legacy.split('/', 1)[1]}")
+        for legacy in request.deprecated
+    ]
+    shown = view.ingress_ips()
+    result = allocator.ensure(view, request, shown)
+    if isinstance(result, Allocated):
+        ingress = _ordered(view, result.ips)
+        pools = frozenset(result.pools)
+        # Events follow what the Service *shows* changing, not the allocator's memory:
+        # a decision made at start-up and written later still gets its Event.
+        changed = set(result.ips) != set(shown)
+        if changed:
+            if shown:
+                events.append(EventSpec(
+                    WARNING, "ClearAssignment",
+                    f"moved from {', '.join(str(i) for i in shown)}: no longer valid "
+                    f"under the current configuration"))
+            events.append(EventSpec(NORMAL, "IPAllocated", f"Assigned IP {json.dumps(ingress)}"))
+        return ServicePlan(
+            key, Outcome.ALLOCATED if changed else Outcome.UNCHANGED,
+            ingress=ingress, pool_annotation=",".join(sorted(pools)), events=tuple(events),
+            pools=pools,
+        )
+    if result.cleared:
+        events.append(EventSpec(
+            WARNING, "ClearAssignment",
+            f"cleared {', '.join(str(i) for i in result.cleared)}: {result.message}"))
+    events.append(EventSpec(WARNING, "AllocationFailed",
+                            f"Failed to allocate IP for {key!r}: {result.message}"))
+    return ServicePlan(
+        key, Outcome.FAILED, ingress=() if view.ingress else None,
+        drop_pool_annotation=True, events=tuple(events), reason=str(result.reason),
+    )
