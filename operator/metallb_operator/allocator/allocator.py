@@ -424,7 +424,20 @@ class Allocator:
                     self._sharing_ips.setdefault(h.key.sharing, set()).add(ip)
 
     def _replace(self, h: Holding) -> None:
+        old = self._holdings[h.view.key]
         self._holdings[h.view.key] = h
+        if old.key.sharing != h.key.sharing:
+            # Kept under a new sharing key (only possible while alone on its addresses):
+            # index them under the new key so others can join, and not under the old one.
+            for ip in h.ips:
+                if old.key.sharing is not None:
+                    shared = self._sharing_ips.get(old.key.sharing)
+                    if shared is not None:
+                        shared.discard(ip)
+                        if not shared:
+                            del self._sharing_ips[old.key.sharing]
+                if h.key.sharing is not None:
+                    self._sharing_ips.setdefault(h.key.sharing, set()).add(ip)
 
     def _release(self, key: str) -> None:
         h = self._holdings.pop(key)

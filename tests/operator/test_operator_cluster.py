@@ -1,0 +1,337 @@
+"""The operator against the real kube-apiserver: what a user sees after `kubectl apply`."""
+
+from __future__ import annotations
+
+import pytest
+
+from metallb_lab.kube import create_namespace, wait_for
+from tests.operator.conftest import OperatorEnv
+
+pytestmark = pytest.mark.cluster
+
+
+def test_range_and_cidr_pools_in_both_families(env: OperatorEnv) -> None:
+    env.pool("v4range", "198.18.10.10 - 198.18.10.11")
+    env.pool("v6cidr", "fd00:10::/126", autoAssign=False)
+    env.start()
+    env.service("a")
+    env.service("b")
+    env.service("c")
+    assert env.wait_ingress("a") == ["198.18.10.10"]
+    assert env.wait_ingress("b") == ["198.18.10.11"]
+    msg = env.wait_event("c", "AllocationFailed")
+    assert "no available IPv4 address" in msg
+    env.service("six", ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack",
+                annotations={"metallb.io/address-pool": "v6cidr"})
+    assert env.wait_ingress("six") == ["fd00:10::"]
+    assert "Assigned IP" in env.wait_event("a", "IPAllocated")
+    svc = env.core.read_namespaced_service("a", env.ns)
+    assert svc.metadata.annotations["metallb.io/ip-allocated-from-pool"] == "v4range"
+
+
+def test_requested_ips_annotation_and_spec_field(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.11.0/28")
+    env.start()
+    env.service("by-annotation", annotations={"metallb.io/loadBalancerIPs": "198.18.11.7"})
+    env.service("by-field", loadBalancerIP="198.18.11.9")
+    env.service("outside", annotations={"metallb.io/loadBalancerIPs": "198.18.99.1"})
+    env.service("both", loadBalancerIP="198.18.11.3",
+                annotations={"metallb.io/loadBalancerIPs": "198.18.11.4"})
+    assert env.wait_ingress("by-annotation") == ["198.18.11.7"]
+    assert env.wait_ingress("by-field") == ["198.18.11.9"]
+    assert "not in any IPAddressPool" in env.wait_event("outside", "AllocationFailed")
+    assert "both set" in env.wait_event("both", "AllocationFailed")
+    env.service("taken", annotations={"metallb.io/loadBalancerIPs": "198.18.11.7"})
+    assert "in use by" in env.wait_event("taken", "AllocationFailed")
+    assert env.ingress("taken") == []
+
+
+def test_legacy_annotations_are_honoured_with_a_warning(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.12.0/28")
+    env.start()
+    env.service("legacy", annotations={"metallb.universe.tf/loadBalancerIPs": "198.18.12.5"})
+    env.service("stable-wins", annotations={
+        "metallb.universe.tf/loadBalancerIPs": "198.18.12.6",
+        "metallb.io/loadBalancerIPs": "198.18.12.8"})
+    assert env.wait_ingress("legacy") == ["198.18.12.5"]
+    assert env.wait_ingress("stable-wins") == ["198.18.12.8"]
+    msg = env.wait_event("legacy", "deprecatedAnnotation")
+    assert "metallb.universe.tf/loadBalancerIPs" in msg and "metallb.io/loadBalancerIPs" in msg
+
+
+def test_sharing_allowed_and_refused(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.13.0/30")
+    env.start()
+    key = {"metallb.io/allow-shared-ip": "dns"}
+    env.service("dns-tcp", annotations={**key, "metallb.io/loadBalancerIPs": "198.18.13.1"},
+                ports=[{"port": 53, "protocol": "TCP"}])
+    env.service("dns-udp", annotations={**key, "metallb.io/loadBalancerIPs": "198.18.13.1"},
+                ports=[{"port": 53, "protocol": "UDP"}])
+    assert env.wait_ingress("dns-tcp") == ["198.18.13.1"]
+    assert env.wait_ingress("dns-udp") == ["198.18.13.1"]
+    # Same port: refused.
+    env.service("dns-tcp-2", annotations={**key, "metallb.io/loadBalancerIPs": "198.18.13.1"},
+                ports=[{"port": 53, "protocol": "TCP"}])
+    assert "port TCP/53" in env.wait_event("dns-tcp-2", "AllocationFailed")
+    # No key: refused.
+    env.service("nokey", annotations={"metallb.io/loadBalancerIPs": "198.18.13.1"},
+                ports=[{"port": 8080}])
+    assert "allow-shared-ip" in env.wait_event("nokey", "AllocationFailed")
+    # Different backend (Local with another selector): refused.
+    env.service("local", annotations={**key, "metallb.io/loadBalancerIPs": "198.18.13.1"},
+                ports=[{"port": 9090}], externalTrafficPolicy="Local")
+    assert "externalTrafficPolicy" in env.wait_event("local", "AllocationFailed")
+    # Auto-allocation with the same key joins the shared address.
+    env.service("dns-auto", annotations=key, ports=[{"port": 5353, "protocol": "UDP"}])
+    assert env.wait_ingress("dns-auto") == ["198.18.13.0"] or env.ingress("dns-auto") == [
+        "198.18.13.1"]
+
+
+def test_pool_selection_namespace_selector_and_priority(env: OperatorEnv) -> None:
+    team_ns = create_namespace(env.cp, "team", labels={"team": "blue"})
+    env.pool("general", "198.18.14.0/28")
+    env.pool("blue-low", "198.18.15.0/28",
+             serviceAllocation={"priority": 20, "namespaceSelectors": [
+                 {"matchLabels": {"team": "blue"}}]})
+    env.pool("blue-high", "198.18.16.0/28",
+             serviceAllocation={"priority": 10, "namespaces": [team_ns]})
+    env.pool("by-label", "198.18.17.0/28",
+             serviceAllocation={"serviceSelectors": [{"matchLabels": {"tier": "edge"}}]})
+    env.start()
+    env.service("team-svc", ns=team_ns)
+    env.service("plain")
+    env.service("edge", labels={"tier": "edge"})
+    assert env.wait_ingress("team-svc", ns=team_ns)[0].startswith("198.18.16.")
+    assert env.wait_ingress("plain")[0].startswith("198.18.14.")
+    assert env.wait_ingress("edge")[0].startswith("198.18.17.")
+    # A pool restricted by serviceAllocation refuses other Services asking for it.
+    env.service("intruder", annotations={"metallb.io/address-pool": "blue-high"})
+    assert "does not allow" in env.wait_event("intruder", "AllocationFailed")
+
+
+def test_auto_assign_false_only_on_request(env: OperatorEnv) -> None:
+    env.pool("reserved", "198.18.18.0/30", autoAssign=False)
+    env.start()
+    env.service("auto")
+    assert "no IPAddressPool is available" in env.wait_event("auto", "AllocationFailed")
+    env.service("asks", annotations={"metallb.io/address-pool": "reserved"})
+    assert env.wait_ingress("asks") == ["198.18.18.0"]
+    env.service("asks-ip", annotations={"metallb.io/loadBalancerIPs": "198.18.18.2"})
+    assert env.wait_ingress("asks-ip") == ["198.18.18.2"]
+    # A new autoAssign pool makes the waiting Service succeed without touching it.
+    env.pool("open", "198.18.19.0/30")
+    assert env.wait_ingress("auto") == ["198.18.19.0"]
+
+
+def test_dual_stack(env: OperatorEnv) -> None:
+    env.pool("dual", "198.18.20.0/30", "fd00:20::/126")
+    env.pool("only4", "198.18.21.0/30", autoAssign=False)
+    env.start()
+    env.service("req", ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv6", "IPv4"])
+    ips = env.wait_ingress("req", count=2)
+    assert ips == ["fd00:20::", "198.18.20.0"]  # ipFamilies order
+    env.service("pref", ipFamilyPolicy="PreferDualStack",
+                annotations={"metallb.io/address-pool": "only4"})
+    assert env.wait_ingress("pref") == ["198.18.21.0"]
+    env.service("req-only4", ipFamilyPolicy="RequireDualStack",
+                annotations={"metallb.io/address-pool": "only4"})
+    assert "IPv4/IPv6" in env.wait_event("req-only4", "AllocationFailed")
+
+
+def test_load_balancer_class_filtering(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.22.0/30")
+    env.start()
+    env.service("mine")
+    env.service("other", lb_class="example.com/other")
+    env.service("classless", lb_class=None)
+    env.service("cluster-ip", type="ClusterIP", lb_class=None)
+    assert env.wait_ingress("mine") == ["198.18.22.0"]
+    env.settle(1.0)
+    assert env.ingress("other") == []
+    assert env.ingress("classless") == []
+    assert env.events("other") == [] and env.events("classless") == []
+    assert env.events("cluster-ip") == []
+
+
+def test_no_class_configured_handles_only_classless_services() -> None:
+    """A separate control plane: a class-less operator would otherwise see every other
+    test's class-less Services."""
+    from metallb_lab.controlplane import ControlPlane
+    from metallb_lab.kube import apply_crds
+
+    with ControlPlane() as cp:
+        apply_crds(cp)
+        pool_ns = create_namespace(cp, "pools")
+        env = OperatorEnv(cp, pool_ns, create_namespace(cp, "apps"), lb_class=None)
+        env.pool("p", "198.18.29.0/30")
+        env.start()
+        try:
+            env.service("classless", lb_class=None)
+            env.service("classy", lb_class="example.com/lb")
+            assert env.wait_ingress("classless") == ["198.18.29.0"]
+            env.settle(1.0)
+            assert env.ingress("classy") == []
+        finally:
+            env.operator.stop()  # type: ignore[union-attr]
+
+
+def test_pool_edit_moves_and_deletion_clears(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.23.0/29")
+    env.pool("spare", "198.18.24.0/30")
+    env.start()
+    env.service("s1", annotations={"metallb.io/address-pool": "p"})
+    env.service("s2", annotations={"metallb.io/address-pool": "p"})
+    assert env.wait_ingress("s1") == ["198.18.23.0"]
+    assert env.wait_ingress("s2") == ["198.18.23.1"]
+    # Shrink the pool so s2's address is no longer in it: s2 moves, s1 stays.
+    env.pool("p", "198.18.23.0/32", "198.18.23.4/30")
+    assert wait_for(lambda: env.ingress("s2") == ["198.18.23.4"], what="s2 moved")
+    assert env.ingress("s1") == ["198.18.23.0"]
+    assert "moved from 198.18.23.1" in env.wait_event("s2", "ClearAssignment")
+    stable = env.wait_condition("ipaddresspools", "p", "False", ctype="AssignmentsStable")
+    assert "s2" in stable["message"]
+    # Delete the pool: both lose their addresses (they asked for this pool by name).
+    env.delete_pool("p")
+    assert wait_for(lambda: env.ingress("s1") == [] and env.ingress("s2") == [],
+                    what="cleared")
+    assert "cleared 198.18.23.0" in env.wait_event("s1", "ClearAssignment")
+    assert "does not exist" in env.wait_event("s1", "AllocationFailed")
+
+
+def test_overlapping_pools_get_conditions_and_events(env: OperatorEnv) -> None:
+    env.pool("first", "198.18.25.0/28")
+    env.start()
+    env.wait_condition("ipaddresspools", "first", "True")
+    env.pool("second", "198.18.25.8 - 198.18.25.20")
+    cond = env.wait_condition("ipaddresspools", "second", "False")
+    assert cond["reason"] == "OverlapsPool"
+    assert "'first'" in cond["message"]
+    assert "first" in env.wait_event("second", "OverlapsPool", ns=env.pool_ns,
+                                     kind="IPAddressPool")
+    assert env.condition("ipaddresspools", "first")["status"] == "True"  # type: ignore[index]
+    # The L2Advertisement naming a missing pool is reported too.
+    env.apply("""
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: adv}
+spec: {ipAddressPools: [first, nosuch]}
+""")
+    cond = env.wait_condition("l2advertisements", "adv", "False")
+    assert cond["reason"] == "PoolNotFound" and "nosuch" in cond["message"]
+    adv = env.wait_condition("ipaddresspools", "first", "True", ctype="Advertised")
+    assert "adv" in adv["message"]
+    # Fixing it clears the condition.
+    env.apply("""
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: adv}
+spec: {ipAddressPools: [first]}
+""")
+    env.wait_condition("l2advertisements", "adv", "True")
+
+
+def test_pool_status_and_printer_columns(env: OperatorEnv) -> None:
+    env.pool("big6", "fd00:64::/64")
+    env.pool("small", "198.18.26.0/30", avoidBuggyIPs=True)
+    env.start()
+    env.service("x", annotations={"metallb.io/address-pool": "small"})
+    assert env.wait_ingress("x") == ["198.18.26.1"]  # .0 skipped
+    status = wait_for(lambda: (lambda s: s if s.get("assignedIPv4") == 1 else None)(
+        env.pool_obj("small").get("status") or {}), what="pool status")
+    assert status["availableIPv4"] == 2  # .1 .2 .3 minus .1 in use; .0 avoided
+    big = wait_for(lambda: env.pool_obj("big6").get("status"), what="big6 status")
+    assert big["availableTotal"] == str(2**64)
+    assert big["availableIPv6"] == 2**63 - 1  # int64 field saturates, never negative
+    out = env.cp.kubectl("get", "ipaddresspools", "-n", env.pool_ns).stdout
+    header = out.splitlines()[0]
+    for col in ("ADDRESSES", "AUTO ASSIGN", "ASSIGNED", "AVAILABLE", "READY"):
+        assert col in header
+    assert "18446744073709551616" in out
+    metrics = env.operator.metrics()  # type: ignore[union-attr]
+    assert 'metallb_allocator_addresses_total{pool="big6"} 1.8446744073709552e+19' in metrics
+    assert 'metallb_allocator_addresses_in_use_total{pool="small"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    ("addresses: []", "should have at least 1 items"),
+    ("addresses: ['198.18.0.0/33']", 'invalid address "198.18.0.0/33"'),
+    ("addresses: ['198.18.0.9-198.18.0.1']", "start is after end"),
+    ("addresses: ['198.18.0.1-fd00::1']", "same IP family"),
+    ("addresses: ['banana']", 'invalid address "banana"'),
+    ("addresses: ['198.18.0.0/24', '198.18.0.0/24']", "Duplicate value"),
+    ("{addresses: ['198.18.0.0/24'], serviceAllocation: {priority: -1}}",
+     "greater than or equal to 0"),
+    ("{addresses: ['198.18.0.0/24'], serviceAllocation: {serviceSelectors: "
+     "[{matchExpressions: [{key: a, operator: In}]}]}}", "needs at least one value"),
+])
+def test_bad_pools_rejected_with_readable_messages(env: OperatorEnv, manifest: str,
+                                                  expected: str) -> None:
+    import yaml
+    spec = yaml.safe_load(manifest if manifest.startswith("{") else "{" + manifest + "}")
+    err = env.try_apply(yaml.safe_dump({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "bad"}, "spec": spec}))
+    assert expected in err, err
+
+
+def test_bad_l2advertisement_rejected(env: OperatorEnv) -> None:
+    err = env.try_apply("""
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: bad}
+spec: {interfaces: ["this-name-is-way-too-long"]}
+""")
+    assert "spec.interfaces" in err
+
+
+def test_restart_changes_zero_addresses(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.27.0/24")
+    op = env.start()
+    names = [f"r{i}" for i in range(20)]
+    for n in names:
+        env.service(n)
+    before = {n: env.wait_ingress(n) for n in names}
+    op.kill()  # SIGKILL: no graceful anything
+    op.proc.wait(timeout=10)  # type: ignore[union-attr]
+    # While it is down, a new Service arrives and an old one is deleted.
+    env.core.delete_namespaced_service("r3", env.ns)
+    env.service("newcomer")
+    env.start()
+    assert env.wait_ingress("newcomer")[0] not in {ip for v in before.values() for ip in v
+                                                   if v != before["r3"]}
+    after = {n: env.ingress(n) for n in names if n != "r3"}
+    assert after == {n: ips for n, ips in before.items() if n != "r3"}
+    allocated = sum(1 for _t, r, _m in env.events("newcomer") if r == "IPAllocated")
+    assert allocated == 1
+
+
+def test_single_active_operator_with_lease(env: OperatorEnv) -> None:
+    env.pool("p", "198.18.28.0/28")
+    first = env.start(identity="op-a")
+    from metallb_lab.operator import OperatorProcess
+
+    second = OperatorProcess(env.cp, env.pool_ns, lb_class=env.lb_class, identity="op-b")
+    second.start(wait=False)
+    try:
+        env.service("one")
+        assert env.wait_ingress("one") == ["198.18.28.0"]
+
+        def standby_serving_metrics() -> bool:
+            try:
+                second.metrics()
+            except OSError:
+                return False
+            return True
+
+        wait_for(standby_serving_metrics, what="standby metrics endpoint")
+        assert second.metric("metallb_controller_synced") in (None, 0.0)
+        lease = env.cp.kubectl("get", "lease", "-n", env.pool_ns, "metallb-py-operator",
+                               "-o", "jsonpath={.spec.holderIdentity}").stdout
+        assert lease == "op-a"
+        first.stop()  # graceful: releases the Lease, the standby takes over at once
+        second.wait_synced(timeout=20)
+        env.service("two")
+        assert env.wait_ingress("two") == ["198.18.28.1"]
+        assert env.ingress("one") == ["198.18.28.0"]
+    finally:
+        second.stop()
