@@ -61,9 +61,10 @@ class OperatorEnv:
     def delete_pool(self, name: str) -> None:
         self.cp.kubectl("delete", "ipaddresspool", "-n", self.pool_ns, name)
 
-    def service(self, name: str, *, ns: str | None = None, annotations: dict[str, str] | None = None,
+    def service(self, name: str, *, ns: str | None = None,
+                annotations: dict[str, str] | None = None,
                 labels: dict[str, str] | None = None, ports: list[dict[str, Any]] | None = None,
-                lb_class: str | None | bool = True, **spec: Any) -> None:
+                lb_class: str | bool | None = True, **spec: Any) -> None:
         body: dict[str, Any] = {
             "metadata": {"name": name, "annotations": annotations or {}, "labels": labels or {}},
             "spec": {"type": "LoadBalancer", "selector": {"app": name},
@@ -80,10 +81,14 @@ class OperatorEnv:
 
     def wait_ingress(self, name: str, ns: str | None = None, timeout: float = 20,
                      count: int = 1) -> list[str]:
-        return wait_for(lambda: (lambda ips: ips if len(ips) >= count else None)(
-            self.ingress(name, ns)), timeout=timeout, what=f"ingress of {name}")
+        def enough() -> list[str] | None:
+            ips = self.ingress(name, ns)
+            return ips if len(ips) >= count else None
 
-    def events(self, name: str, ns: str | None = None, kind: str = "Service") -> list[tuple[str, str, str]]:
+        return wait_for(enough, timeout=timeout, what=f"ingress of {name}")
+
+    def events(self, name: str, ns: str | None = None,
+               kind: str = "Service") -> list[tuple[str, str, str]]:
         out = []
         for ev in self.core.list_namespaced_event(ns or self.ns).items:
             if ev.involved_object.name == name and ev.involved_object.kind == kind:
@@ -114,10 +119,11 @@ class OperatorEnv:
 
     def wait_condition(self, kind_plural: str, name: str, status: str, ctype: str = "Ready",
                        timeout: float = 20) -> dict[str, Any]:
-        return wait_for(
-            lambda: (lambda c: c if c and c["status"] == status else None)(
-                self.condition(kind_plural, name, ctype)),
-            timeout=timeout, what=f"{ctype}={status} on {kind_plural}/{name}")
+        def reached() -> dict[str, Any] | None:
+            c = self.condition(kind_plural, name, ctype)
+            return c if c and c["status"] == status else None
+
+        return wait_for(reached, timeout=timeout, what=f"{ctype}={status} on {kind_plural}/{name}")
 
     def settle(self, seconds: float = 0.5) -> None:
         time.sleep(seconds)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.operator.conftest import OperatorEnv
 
 from metallb_lab.kube import create_namespace, wait_for
-from tests.operator.conftest import OperatorEnv
 
 pytestmark = pytest.mark.cluster
 
@@ -236,8 +236,11 @@ def test_pool_status_and_printer_columns(env: OperatorEnv) -> None:
     env.start()
     env.service("x", annotations={"metallb.io/address-pool": "small"})
     assert env.wait_ingress("x") == ["198.18.26.1"]  # .0 skipped
-    status = wait_for(lambda: (lambda s: s if s.get("assignedIPv4") == 1 else None)(
-        env.pool_obj("small").get("status") or {}), what="pool status")
+    def small_status() -> dict[str, int] | None:
+        s = env.pool_obj("small").get("status") or {}
+        return s if s.get("assignedIPv4") == 1 else None
+
+    status = wait_for(small_status, what="pool status")
     assert status["availableIPv4"] == 2  # .1 .2 .3 minus .1 in use; .0 avoided
     big = wait_for(lambda: env.pool_obj("big6").get("status"), what="big6 status")
     assert big["availableTotal"] == str(2**64)
