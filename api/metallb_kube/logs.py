@@ -41,5 +41,5 @@ def configure(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter stays at warning unless we debug.
-    for noisy in ("kopf", "aiohttp", "asyncio", "kubernetes_asyncio"):
+    for noisy in ("kopf", "aiohttp", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# isort: off
+import metallb_operator._slim  # noqa: F401  (first: before anything imports kopf)
+
+# isort: on
+
 import asyncio
 import contextlib
 import gc

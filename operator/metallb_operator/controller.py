@@ -21,6 +21,7 @@ from metallb_api.config import Problem
 from metallb_api.service import ServiceView, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
+from metallb_kube.informer import Informer
 from metallb_operator.allocator import Allocator, restore_order
 from metallb_operator.metrics import OperatorMetrics
 from metallb_operator.reconcile import (
@@ -81,6 +82,7 @@ class Controller:
         self._superseded: dict[str, set[str]] = {}
         self._problems_reported: set[Problem] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._informer: Informer | None = None
         self._crd_path = f"/apis/{API_VERSION}/namespaces/{settings.namespace}"
 
     # -- start-up -----------------------------------------------------------------
@@ -89,28 +91,36 @@ class Controller:
         pools, _ = await self.client.list_all(f"{self._crd_path}/{POOLS}")
         advs, _ = await self.client.list_all(f"{self._crd_path}/{L2ADVS}")
         namespaces, _ = await self.client.list_all("/api/v1/namespaces")
-        services, _ = await self.client.list_all("/api/v1/services")
         self.pools = {_name(p): p for p in pools}
         self.l2advs = {_name(a): a for a in advs}
         for ns in namespaces:
             self.allocator.set_namespace_labels(_name(ns), (ns.get("metadata") or {}).get("labels")
                                                 or {})
         self._rebuild_config()
+        # Services: our informer (kopf's per-object machinery is too heavy at 10k+). Its
+        # first list comes back as one batch to _restore, before any watch event.
+        self._informer = Informer(self.client, "/api/v1/services", name="services",
+                                  on_list=self._restore, on_event=self.on_service_event,
+                                  page=1000)
+        self._tasks.append(asyncio.create_task(self._informer.run(), name="services-informer"))
+        await self._informer.synced.wait()
+        self._mark_all_dirty()
+        self.synced.set()
+        self.metrics.synced.set(1)
+        log.info("synced", extra={"event": "synced", "count": len(self.services),
+                                  "seconds": round(time.monotonic() - started, 3),
+                                  "reason": f"{len(self.queue)} Services need writes"})
+
+    def _restore(self, services: list[Mapping[str, Any]]) -> None:
+        """Replay every Service in restore order: already-assigned ones first, so the
+        table equals the cluster's before anything new is handed out."""
         views = [v for v in (service_view(s) for s in services)
                  if handles(v, self.settings.load_balancer_class)]
-        pending = 0
         for view in restore_order(views):
             self.services[view.key] = view
             plan = plan_service(view, self.allocator, self.settings.load_balancer_class)
             if plan.status_differs(view) or plan.annotation_patch(view) or plan.events:
                 self.queue.add(view.key)
-                pending += 1
-        self._mark_all_dirty()
-        self.synced.set()
-        self.metrics.synced.set(1)
-        log.info("synced", extra={"event": "synced", "count": len(views),
-                                  "seconds": round(time.monotonic() - started, 3),
-                                  "reason": f"{pending} Services need writes"})
 
     def start(self) -> None:
         for i in range(self.settings.workers):
@@ -224,7 +234,7 @@ class Controller:
                 self.metrics.api_errors.labels("write").inc()
                 log.warning("API error, retrying", extra={"event": "apiError", "service": key,
                                                           "error": str(exc)})
-                self.queue.add_after(key, 1.0)
+                self.queue.add_after(key, 2.0 if exc.status == 0 else 1.0)
             except (TimeoutError, OSError) as exc:
                 log.warning("API unreachable, retrying", extra={
                     "event": "apiError", "service": key, "error": str(exc)})
@@ -363,17 +373,23 @@ class Controller:
 
     # -- pool / advertisement status ------------------------------------------------
     async def _status_loop(self) -> None:
+        delay = self.settings.status_flush_interval
         while True:
-            await asyncio.sleep(self.settings.status_flush_interval)
+            await asyncio.sleep(delay)
             try:
-                await self.flush_status()
+                ok = await self.flush_status()
             except Exception:
                 log.exception("status flush failed", extra={"event": "statusError"})
+                ok = False
+            # Back off while writes fail (e.g. RBAC forbids them): no log flood.
+            delay = self.settings.status_flush_interval if ok else min(delay * 2, 30.0)
 
-    async def flush_status(self) -> None:
+    async def flush_status(self) -> bool:
+        """Write changed pool/advertisement statuses; False if any write failed."""
         dirty, self._dirty = self._dirty, set()
+        ok = True
         if not dirty:
-            return
+            return ok
         per_pool: dict[str, int] = {}
         for holding in self.allocator.holdings().values():
             for pool in {self.allocator.pool_of(ip) for ip in holding.ips}:
@@ -411,6 +427,8 @@ class Controller:
                 self._written[(plural, name)] = status
             except ApiError as exc:
                 if not exc.not_found:
+                    ok = False
                     self._dirty.add((plural, name))
                     log.warning("status write failed", extra={"event": "statusError",
                                                               "pool": name, "error": str(exc)})
+        return ok

@@ -1,9 +1,10 @@
 """kopf wiring: thin handlers that hand raw watch events to the Controller.
 
 Raw `on.event` handlers, not create/update handlers: they write nothing back (no
-last-handled-configuration annotations, no finalizers), so 10k Services cost the API
-exactly the writes the allocation needs. Start-up sync runs in `on.startup`, which kopf
-completes before any watch starts.
+last-handled-configuration annotations, no finalizers). kopf watches the low-volume
+kinds (pools, advertisements, namespaces); Services, which can number 10k+, come from
+`metallb_kube.informer` (see docs/client-choice.md). Start-up sync runs in
+`on.startup`, which kopf completes before any of its watches start.
 """
 
 from __future__ import annotations
@@ -54,10 +55,6 @@ def build_registry(controller: Controller, conn: Connection) -> kopf.OperatorReg
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await controller.stop()
-
-    @kopf.on.event("v1", "services", registry=registry)
-    async def service(event: kopf.RawEvent, **_: Any) -> None:
-        controller.on_service_event(event.get("type"), event["object"])
 
     @kopf.on.event("metallb.io", "v1beta1", "ipaddresspools", registry=registry)
     async def pool(event: kopf.RawEvent, **_: Any) -> None:

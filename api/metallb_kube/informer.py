@@ -1,0 +1,108 @@
+"""List + watch with resourceVersion (a client-go style informer, minus the cache).
+
+The first list is delivered as one batch (`on_list`) so the caller can order it (the
+operator replays Services that already have addresses first). Afterwards every change
+comes through `on_event(type, obj)`. A watch that ends is resumed from the last
+resourceVersion (bookmarks keep it fresh); 410 Gone triggers a relist whose differences
+(including deletions missed while disconnected) are delivered as events.
+
+Only keys are kept, not objects: the caller keeps the small views it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from metallb_kube.client import ApiError, KubeClient
+
+log = logging.getLogger(__name__)
+
+OnList = Callable[[list[Mapping[str, Any]]], None]
+OnEvent = Callable[[str, Mapping[str, Any]], None]
+
+
+def object_key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+class Informer:
+    def __init__(self, client: KubeClient, path: str, *, on_event: OnEvent,
+                 on_list: OnList | None = None, name: str = "", page: int = 500,
+                 watch_timeout: int = 300) -> None:
+        self._client = client
+        self._path = path
+        self._on_event = on_event
+        self._on_list = on_list
+        self.name = name or path
+        self._page = page
+        self._watch_timeout = watch_timeout
+        self._keys: set[str] = set()
+        self._rv = ""
+        self.synced = asyncio.Event()
+        self.relists = 0
+
+    async def _list(self) -> None:
+        items, rv = await self._client.list_all(self._path, page=self._page)
+        fresh = {object_key(o) for o in items}
+        if not self.synced.is_set():
+            if self._on_list is not None:
+                self._on_list(items)
+            else:
+                for obj in items:
+                    self._on_event("ADDED", obj)
+        else:
+            self.relists += 1
+            for obj in items:
+                self._on_event("MODIFIED", obj)
+            for gone in self._keys - fresh:
+                ns, _, name = gone.rpartition("/")
+                meta = {"name": name, **({"namespace": ns} if ns else {})}
+                self._on_event("DELETED", {"metadata": meta})
+        self._keys = fresh
+        self._rv = rv
+        self.synced.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                async for kind, obj in self._client.watch(self._path, self._rv,
+                                                          self._watch_timeout):
+                    meta = obj.get("metadata") or {}
+                    if meta.get("resourceVersion"):
+                        self._rv = str(meta["resourceVersion"])
+                    if kind == "BOOKMARK":
+                        continue
+                    key = object_key(obj)
+                    if kind == "DELETED":
+                        self._keys.discard(key)
+                    else:
+                        self._keys.add(key)
+                    self._on_event(kind, obj)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                if exc.gone:
+                    need_list = True
+                    continue
+                log.warning("watch failed", extra={"event": "watchError", "reason": self.name,
+                                                   "error": str(exc)})
+                need_list = exc.status >= 500 or exc.status in (401, 403)  # 0: transport
+                await asyncio.sleep(backoff * (1 + random.random()))
+                backoff = min(backoff * 2, 10.0)
+            except (TimeoutError, OSError, ValueError) as exc:
+                log.warning("watch interrupted", extra={"event": "watchError",
+                                                        "reason": self.name, "error": str(exc)})
+                await asyncio.sleep(backoff * (1 + random.random()))
+                backoff = min(backoff * 2, 10.0)
