@@ -130,6 +130,15 @@ def parse_entry(entry: str) -> IPRange:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise AddressError(f"invalid CIDR {entry!r}: {exc}") from None
+    if isinstance(net, ipaddress.IPv6Network):
+        # The same rule as for `a-b` ranges (IP.parse): addresses handed out from here
+        # must be readable back from a Service's status, or a restart would forget them.
+        lo, hi = net.network_address, net.broadcast_address
+        if lo.scope_id or hi.scope_id:
+            raise AddressError(f"invalid CIDR {entry!r}: zoned IPv6 addresses are not allowed")
+        if lo.ipv4_mapped is not None or hi.ipv4_mapped is not None:
+            raise AddressError(
+                f"invalid CIDR {entry!r}: IPv4-mapped IPv6 addresses are not allowed")
     return IPRange(Family(net.version), int(net.network_address), int(net.broadcast_address))
 
 

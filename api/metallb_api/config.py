@@ -118,8 +118,9 @@ def _parse_pool(
     meta = _meta(obj)
     raw_spec = obj.get("spec")
     held: list[IPRange] = []
-    if isinstance(raw_spec, Mapping):
-        for entry in raw_spec.get("addresses") or []:
+    entries = raw_spec.get("addresses") if isinstance(raw_spec, Mapping) else None
+    if isinstance(entries, list):  # anything else is reported by parse_spec below
+        for entry in entries:
             try:
                 held.append(parse_entry(str(entry)))
             except AddressError:

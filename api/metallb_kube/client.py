@@ -205,12 +205,13 @@ class KubeClient:
     async def delete(self, path: str) -> Any:
         return await self.request("DELETE", path)
 
-    async def list_all(self, path: str, page: int = 500) -> tuple[list[Any], str]:
+    async def list_all(self, path: str, page: int = 500,
+                       selector: Mapping[str, str] | None = None) -> tuple[list[Any], str]:
         """All items (paginated) and the list's resourceVersion, to start a watch at."""
         items: list[Any] = []
         cont = ""
         while True:
-            params = {"limit": str(page)}
+            params = {"limit": str(page), **(selector or {})}
             if cont:
                 params["continue"] = cont
             doc = await self.request("GET", path, params=params, timeout=120)
@@ -221,7 +222,8 @@ class KubeClient:
                 return items, str(meta.get("resourceVersion", ""))
 
     async def watch(
-        self, path: str, resource_version: str, timeout_seconds: int = 300
+        self, path: str, resource_version: str, timeout_seconds: int = 300,
+        selector: Mapping[str, str] | None = None,
     ) -> AsyncIterator[tuple[str, Any]]:
         """Yield (type, object) from a watch; ends on server timeout. Raises ApiError(410)
         when the resourceVersion is too old (caller relists)."""
@@ -230,6 +232,7 @@ class KubeClient:
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
+            **(selector or {}),
         }
         try:
             async with self._sess().get(

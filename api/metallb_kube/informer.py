@@ -34,7 +34,7 @@ def object_key(obj: Mapping[str, Any]) -> str:
 class Informer:
     def __init__(self, client: KubeClient, path: str, *, on_event: OnEvent,
                  on_list: OnList | None = None, name: str = "", page: int = 500,
-                 watch_timeout: int = 300) -> None:
+                 watch_timeout: int = 300, label_selector: str | None = None) -> None:
         self._client = client
         self._path = path
         self._on_event = on_event
@@ -42,13 +42,15 @@ class Informer:
         self.name = name or path
         self._page = page
         self._watch_timeout = watch_timeout
+        self._selector = {"labelSelector": label_selector} if label_selector else None
         self._keys: set[str] = set()
         self._rv = ""
         self.synced = asyncio.Event()
         self.relists = 0
 
     async def _list(self) -> None:
-        items, rv = await self._client.list_all(self._path, page=self._page)
+        items, rv = await self._client.list_all(self._path, page=self._page,
+                                                selector=self._selector)
         fresh = {object_key(o) for o in items}
         if not self.synced.is_set():
             if self._on_list is not None:
@@ -77,7 +79,7 @@ class Informer:
                     await self._list()
                     need_list = False
                 async for kind, obj in self._client.watch(self._path, self._rv,
-                                                          self._watch_timeout):
+                                                          self._watch_timeout, self._selector):
                     meta = obj.get("metadata") or {}
                     if meta.get("resourceVersion"):
                         self._rv = str(meta["resourceVersion"])

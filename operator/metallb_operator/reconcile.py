@@ -8,12 +8,14 @@ executes plans; tests assert on them directly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from metallb_api.addresses import IP
 from metallb_api.service import (
     ALLOCATED_FROM_POOL,
+    LB_IPS,
+    LEGACY,
     STABLE,
     RequestError,
     ServiceView,
@@ -85,6 +87,42 @@ def _ordered(view: ServiceView, ips: tuple[IP, ...]) -> tuple[str, ...]:
     return tuple(str(ip) for ip in sorted(ips, key=lambda ip: (order.get(ip.family, 9), ip)))
 
 
+def _plan_request_error(view: ServiceView, allocator: Allocator, error: RequestError
+                        ) -> ServicePlan:
+    """Keep what the Service has while it is still valid: a bad annotation must not take
+    a working address away. But it must not pin an address that is no longer valid
+    either, and at start-up the address the status shows must be reserved again, or the
+    next Service would be given it too."""
+    key = view.key
+    failed = EventSpec(WARNING, "AllocationFailed",
+                       f"Failed to allocate IP for {key!r}: {error.message}")
+    held = allocator.holding(key)
+    current = held.ips if held is not None else view.ingress_ips()
+    if not current:
+        return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,))
+    # The request minus its broken address part: the pool and sharing key still apply.
+    lb_ips = (STABLE + LB_IPS, LEGACY + LB_IPS)
+    rest = parse_request(replace(
+        view, load_balancer_ip="",
+        annotations={k: v for k, v in view.annotations.items() if k not in lb_ips}))
+    assert not isinstance(rest, RequestError)  # only the address part can be invalid
+    result = allocator.ensure(view, rest, current)
+    if isinstance(result, Allocated) and not result.changed:
+        return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,),
+                           pools=frozenset(result.pools))
+    if isinstance(result, Allocated):
+        allocator.release(key)  # never hand out new addresses on a broken request
+        why = "no longer valid under the current configuration"
+    else:
+        why = result.message
+    cleared = EventSpec(WARNING, "ClearAssignment",
+                        f"cleared {', '.join(str(i) for i in current)}: {why}")
+    return ServicePlan(
+        key, Outcome.FAILED, ingress=() if view.ingress else None, drop_pool_annotation=True,
+        events=(cleared, failed), reason=str(error.reason),
+    )
+
+
 def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: str | None
                  ) -> ServicePlan:
     key = view.key
@@ -101,11 +139,7 @@ def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: s
 
     request = parse_request(view)
     if isinstance(request, RequestError):
-        # Keep what the Service has: a bad annotation must not take a working address away.
-        return ServicePlan(key, Outcome.FAILED, reason=str(request.reason), events=(
-            EventSpec(WARNING, "AllocationFailed",
-                      f"Failed to allocate IP for {key!r}: {request.message}"),
-        ))
+        return _plan_request_error(view, allocator, request)
     events = [
         EventSpec(WARNING, "deprecatedAnnotation",
                   f"annotation {legacy} is deprecated, use "

@@ -1,0 +1,358 @@
+"""The network lab: N simulated nodes and a client on one L2 segment, the real control
+plane reachable from every node, one real speaker per node, nginx on every node.
+
+    [client ns] eth0 198.18.0.2 ---+
+    [node-1 ns] eth0 198.18.0.11 --+-- br0 (in the lab's LAN namespace)
+    [node-2 ns] eth0 198.18.0.12 --+
+    ...
+
+Each node namespace behaves like a kube-proxy (IPVS, strictARP) node: every Service
+external IP is added to its `lo`, and arp_ignore=1/arp_announce=2 keep the kernel from
+answering ARP for it, so only the speaker's answers move traffic. IPv6 NS are answered
+by the kernel only on the interface holding the address, so `lo` is silent there too.
+nginx on each node serves a page naming the node.
+
+Only namespaces the lab creates carry addresses (198.18.0.0/15, fd00::/8); nothing is
+added to the host's namespace. Everything is torn down on exit, also on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from metallb_lab.controlplane import ControlPlane
+from metallb_lab.kube import Json
+from metallb_lab.netns import Forwarder, in_ns, ip, sysctl
+
+API_PORT_IN_NODE = 6443
+SECRET_NAME = "metallb-py-memberlist"
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_timeout 0;
+  server {{
+    listen 80 default_server;
+    listen [::]:80 default_server;
+    location / {{ default_type text/plain; return 200 "served by {node}\\n"; }}
+  }}
+}}
+"""
+
+
+@dataclass
+class LabNode:
+    name: str
+    ns: str
+    ip4: str
+    ip6: str
+    index: int
+    speaker: subprocess.Popen[bytes] | None = None
+    nginx: subprocess.Popen[bytes] | None = None
+    forwarder: Forwarder | None = None
+    extra_ifaces: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.ip4}:7946"
+
+
+class NetLab:
+    def __init__(self, cp: ControlPlane, nodes: int = 3, *, namespace: str = "metallb-system",
+                 lb_class: str | None = None, second_lan: bool = False,
+                 speaker_args: tuple[str, ...] = (), work_dir: Path | None = None) -> None:
+        self.cp = cp
+        self.id = uuid.uuid4().hex[:5]
+        self.namespace = namespace
+        self.lb_class = lb_class
+        self.second_lan = second_lan
+        self.speaker_args = speaker_args
+        self.work = work_dir or Path(tempfile.mkdtemp(prefix=f"metallb-lab-{self.id}-"))
+        self.lan = f"mlb{self.id}-lan"
+        self.client_ns = f"mlb{self.id}-c"
+        self.client2_ns = f"mlb{self.id}-c2"
+        self.nodes = [LabNode(f"node-{i}", f"mlb{self.id}-n{i}", f"198.18.0.{10 + i}",
+                              f"fd00:18::{10 + i:x}", i) for i in range(1, nodes + 1)]
+        self.created_ns: list[str] = []
+        self._stop = threading.Event()
+        self._proxy: threading.Thread | None = None
+        self._vips: set[str] = set()
+        self.api = Json(cp)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def __enter__(self) -> NetLab:
+        try:
+            self.setup()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.teardown()
+
+    def _add_ns(self, name: str) -> None:
+        ip("netns", "add", name)
+        self.created_ns.append(name)
+        ip("link", "set", "lo", "up", ns=name)
+
+    def _attach(self, ns: str, ifname: str, addr4: str, addr6: str, bridge: str = "br0"
+                ) -> None:
+        peer = f"v{self.id}{len(self.created_ns)}{ifname[-1]}"
+        ip("link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", ns,
+           ns=self.lan)
+        ip("link", "set", peer, "master", bridge, "up", ns=self.lan)
+        ip("addr", "add", f"{addr4}/24", "dev", ifname, ns=ns)
+        ip("addr", "add", f"{addr6}/64", "dev", ifname, "nodad", ns=ns)
+        ip("link", "set", ifname, "up", ns=ns)
+
+    def setup(self) -> None:
+        self._add_ns(self.lan)
+        for br in ("br0", "br1") if self.second_lan else ("br0",):
+            ip("link", "add", br, "type", "bridge", ns=self.lan)
+            ip("link", "set", br, "up", ns=self.lan)
+        self._add_ns(self.client_ns)
+        self._attach(self.client_ns, "eth0", "198.18.0.2", "fd00:18::2")
+        if self.second_lan:
+            self._add_ns(self.client2_ns)
+            self._attach(self.client2_ns, "eth0", "198.18.1.2", "fd00:19::2", bridge="br1")
+        host, port = self.cp.server.removeprefix("https://").rsplit(":", 1)
+        for node in self.nodes:
+            self._add_ns(node.ns)
+            self._attach(node.ns, "eth0", node.ip4, node.ip6)
+            if self.second_lan:
+                self._attach(node.ns, "eth1", f"198.18.1.{10 + node.index}",
+                             f"fd00:19::{10 + node.index:x}", bridge="br1")
+                node.extra_ifaces.append("eth1")
+            for key, value in (("net.ipv4.conf.all.arp_ignore", "1"),
+                               ("net.ipv4.conf.all.arp_announce", "2")):
+                sysctl(node.ns, key, value)
+            node.forwarder = Forwarder(node.ns, API_PORT_IN_NODE, (host.strip("[]"), int(port)))
+            node.forwarder.start()
+            self._start_nginx(node)
+            self._create_node_object(node)
+        self.node_kubeconfig = self.cp.write_kubeconfig(
+            self.work / "node.kubeconfig", self.cp.admin, "admin",
+            server=f"https://127.0.0.1:{API_PORT_IN_NODE}")
+        self._ensure_namespace(self.namespace)
+        self._ensure_secret()
+        self._proxy = threading.Thread(target=self._kube_proxy, name="kube-proxy", daemon=True)
+        self._proxy.start()
+
+    def teardown(self) -> None:
+        self._stop.set()
+        for node in self.nodes:
+            self.stop_speaker(node, sig=signal.SIGKILL)
+            if node.nginx is not None and node.nginx.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(node.nginx.pid, signal.SIGKILL)
+                node.nginx.wait(timeout=5)
+            if node.forwarder is not None:
+                node.forwarder.close()
+        if self._proxy is not None:
+            self._proxy.join(timeout=3)
+        for ns in reversed(self.created_ns):
+            # Anything still running inside (e.g. a helper process) must not keep it.
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                  text=True, check=False).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            ip("netns", "del", ns, check=False)
+        self.created_ns.clear()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- pieces ---------------------------------------------------------------------
+    def _start_nginx(self, node: LabNode) -> None:
+        d = self.work / f"nginx-{node.name}"
+        d.mkdir(parents=True, exist_ok=True)
+        conf = d / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=d, node=node.name))
+        node.nginx = subprocess.Popen(
+            in_ns(node.ns, ["nginx", "-c", str(conf), "-g", "daemon off;"]),
+            stdout=subprocess.DEVNULL, stderr=(d / "stderr").open("wb"),
+            start_new_session=True)
+
+    def _create_node_object(self, node: LabNode) -> None:
+        path = f"/api/v1/nodes/{node.name}"
+        with contextlib.suppress(urllib.error.HTTPError):
+            self.api.delete(path)
+        self.api.create("/api/v1/nodes", {"metadata": {"name": node.name, "labels": {
+            "kubernetes.io/hostname": node.name, "lab": self.id}}})
+        self.api.merge_patch(path + "/status", {"status": {
+            "addresses": [{"type": "InternalIP", "address": node.ip4}],
+            "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    def _ensure_namespace(self, name: str) -> None:
+        with contextlib.suppress(urllib.error.HTTPError):
+            self.api.create("/api/v1/namespaces", {"metadata": {"name": name}})
+
+    def _ensure_secret(self) -> None:
+        with contextlib.suppress(urllib.error.HTTPError):
+            self.api.create(f"/api/v1/namespaces/{self.namespace}/secrets", {
+                "metadata": {"name": SECRET_NAME},
+                "stringData": {"secretkey": uuid.uuid4().hex * 4}})
+
+    def _kube_proxy(self) -> None:
+        """Emulate kube-proxy: every Service external IP lives on every node's `lo`."""
+        while not self._stop.wait(0.1):
+            try:
+                svcs = self.api.get("/api/v1/services")["items"]
+            except (OSError, ValueError):  # the apiserver may be going away
+                continue
+            want = {i["ip"] for s in svcs if s["spec"].get("type") == "LoadBalancer"
+                    for i in ((s.get("status") or {}).get("loadBalancer") or {}).get(
+                        "ingress") or [] if i.get("ip")}
+            for vip in want - self._vips:
+                for node in self.nodes:
+                    plen = "128" if ":" in vip else "32"
+                    ip("addr", "add", f"{vip}/{plen}", "dev", "lo", *(
+                        ("nodad",) if ":" in vip else ()), ns=node.ns, check=False)
+            for vip in self._vips - want:
+                for node in self.nodes:
+                    plen = "128" if ":" in vip else "32"
+                    ip("addr", "del", f"{vip}/{plen}", "dev", "lo", ns=node.ns, check=False)
+            self._vips = want
+
+    # -- speakers -------------------------------------------------------------------
+    def speaker_log(self, node: LabNode) -> Path:
+        return self.work / f"speaker-{node.name}.log"
+
+    def start_speaker(self, node: LabNode, *extra: str) -> None:
+        argv = [sys.executable, "-m", "metallb_speaker", f"--node-name={node.name}",
+                f"--namespace={self.namespace}", f"--kubeconfig={self.node_kubeconfig}",
+                f"--advertise-address={node.ip4}", f"--bind-address={node.ip4}",
+                "--metrics-host=127.0.0.1", "--metrics-port=7473", *self.speaker_args,
+                *extra]
+        if self.lb_class:
+            argv.append(f"--lb-class={self.lb_class}")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with self.speaker_log(node).open("ab") as out:
+            node.speaker = subprocess.Popen(in_ns(node.ns, argv), stdout=out,
+                                            stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+
+    def start_speakers(self, *extra: str) -> None:
+        for node in self.nodes:
+            self.start_speaker(node, *extra)
+
+    def stop_speaker(self, node: LabNode, sig: int = signal.SIGTERM,
+                     timeout: float = 10.0) -> None:
+        proc = node.speaker
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        if sig in (signal.SIGSTOP,):
+            return
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def signal_speaker(self, node: LabNode, sig: int) -> None:
+        assert node.speaker is not None
+        os.killpg(node.speaker.pid, sig)
+
+    def kill_node(self, node: LabNode) -> None:
+        """A node dies: its speaker and nginx are killed and its link goes down."""
+        self.stop_speaker(node, sig=signal.SIGKILL)
+        ip("link", "set", "eth0", "down", ns=node.ns)
+
+    def speaker_metrics(self, node: LabNode) -> str:
+        out = subprocess.run(in_ns(node.ns, ["curl", "-s", "--max-time", "2",
+                                             "http://127.0.0.1:7473/metrics"]),
+                             capture_output=True, text=True, check=False)
+        return out.stdout
+
+    def speaker_metric(self, node: LabNode, name: str, labels: str = "") -> float | None:
+        prefix = f"{name}{{{labels}}}" if labels else name
+        for line in self.speaker_metrics(node).splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    # -- users' view ----------------------------------------------------------------
+    def curl(self, vip: str, timeout: float = 2.0, ns: str | None = None) -> str | None:
+        host = f"[{vip}]" if ":" in vip else vip
+        out = subprocess.run(in_ns(ns or self.client_ns,
+                                   ["curl", "-s", "--max-time", str(timeout),
+                                    f"http://{host}/"]),
+                             capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    def neighbour_mac(self, vip: str, ns: str | None = None) -> str | None:
+        out = ip("-j", "neigh", "show", vip, ns=ns or self.client_ns, check=False).stdout
+        with contextlib.suppress(ValueError):
+            for entry in json.loads(out or "[]"):
+                if entry.get("lladdr"):
+                    return str(entry["lladdr"])
+        return None
+
+    def node_by_mac(self, mac: str) -> LabNode | None:
+        for node in self.nodes:
+            out = ip("-j", "link", "show", "eth0", ns=node.ns, check=False).stdout
+            with contextlib.suppress(ValueError, IndexError):
+                if json.loads(out)[0]["address"] == mac:
+                    return node
+        return None
+
+    def node(self, name: str) -> LabNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def apply(self, manifest: str) -> None:
+        docs = [d for d in yaml.safe_load_all(manifest) if d]
+        for d in docs:
+            if d["kind"] in ("IPAddressPool", "L2Advertisement"):
+                d["metadata"].setdefault("namespace", self.namespace)
+        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+    def endpoints(self, namespace: str, service: str, nodes: list[LabNode]) -> None:
+        """EndpointSlice for a Service with one ready endpoint per given node (there is
+        no kubelet or endpoint controller in the lab)."""
+        body: dict[str, Any] = {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{service}-lab", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [n.ip4], "nodeName": n.name,
+                           "conditions": {"ready": True}} for n in nodes],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        }
+        self.cp.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def wait_vip_on_nodes(self, vip: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if vip in self._vips:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{vip} never reached the nodes' lo")

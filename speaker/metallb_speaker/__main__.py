@@ -1,0 +1,139 @@
+"""metallb-speaker entry point: settings once, then three parts that never block each
+other - the asyncio loop (Kubernetes), the gossip thread (pyzmq) and the data plane
+thread (AF_PACKET)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from prometheus_client import start_http_server
+
+from metallb_kube import logs
+from metallb_kube.client import ApiError, Connection, KubeClient
+from metallb_kube.events import EventRecorder
+from metallb_speaker.announce import Announcer, MembershipOnly
+from metallb_speaker.controller import SpeakerController
+from metallb_speaker.dataplane.plane import DataPlane
+from metallb_speaker.discovery import Discovery
+from metallb_speaker.metrics import DataPlaneCollector, GossipCollector, SpeakerMetrics
+from metallb_speaker.settings import SpeakerSettings, parse_args
+from metallb_speaker.transport import GossipThread
+
+log = logging.getLogger("metallb.speaker")
+HANDOFF_GRACE = 0.5  # keep answering after LEAVE while the new owner takes over
+
+
+async def read_secret(client: KubeClient, s: SpeakerSettings) -> bytes:
+    path = f"/api/v1/namespaces/{s.namespace}/secrets/{s.secret_name}"
+    while True:
+        try:
+            obj = await client.get(path)
+            raw = (obj.get("data") or {}).get(s.secret_key)
+            if raw:
+                return base64.b64decode(raw)
+            log.warning("memberlist secret has no key", extra={"event": "secretMissing",
+                                                               "reason": s.secret_key})
+        except ApiError as exc:
+            log.warning("waiting for memberlist secret", extra={"event": "secretMissing",
+                                                               "error": str(exc)})
+        await asyncio.sleep(2.0)
+
+
+async def node_address(client: KubeClient, node: str) -> str:
+    obj = await client.get(f"/api/v1/nodes/{node}")
+    for addr in (obj.get("status") or {}).get("addresses") or []:
+        if addr.get("type") == "InternalIP":
+            return str(addr["address"])
+    raise RuntimeError(f"node {node} has no InternalIP; pass --advertise-address")
+
+
+def make_announcer(s: SpeakerSettings) -> Announcer:
+    if not s.dataplane:
+        return MembershipOnly()
+    plane = DataPlane(s.node_name, exclude=s.interfaces_exclude,
+                      conflict_mode=s.conflict_mode)
+    plane.start()
+    return plane
+
+
+async def run(s: SpeakerSettings) -> int:
+    conn = await Connection.load(s.kubeconfig)
+    client = KubeClient(conn, limit=8, user_agent=f"metallb-py-speaker/{s.node_name}")
+    metrics = SpeakerMetrics()
+    if s.metrics_port:
+        start_http_server(s.metrics_port, addr=s.metrics_host, registry=metrics.registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    secret = await read_secret(client, s)
+    advertise = s.advertise_address or await node_address(client, s.node_name)
+    announcer = make_announcer(s)
+    recorder = EventRecorder(client, "metallb-speaker", host=s.node_name)
+    recorder.start()
+    controller = SpeakerController(s, client, recorder, metrics, announcer)
+    if isinstance(announcer, DataPlane):
+        announcer.on_conflict = controller.on_conflict
+        metrics.registry.register(DataPlaneCollector(announcer.counters))
+    gossip = GossipThread(s.node_name, advertise, s.bind_address, s.gossip_port, secret,
+                          s.membership, controller.on_view, tick=s.tick)
+    metrics.registry.register(GossipCollector(gossip.counters))
+    await controller.start()
+    gossip.start()
+    await loop.run_in_executor(None, gossip.bound.wait, 10)
+    def on_peer(node: str, endpoint: str, macs: frozenset[str]) -> None:
+        gossip.seed(node, endpoint)
+        controller.on_peer_macs(node, macs)
+
+    own_macs = tuple(announcer.own_macs()) if isinstance(announcer, DataPlane) else ()
+    discovery = Discovery(client, s.namespace, s.node_name, gossip.endpoint,
+                          on_peer, gossip.forget, renew=s.lease_renew, macs=own_macs)
+    disc_task = asyncio.create_task(discovery.run(), name="discovery")
+    log.info("speaker running", extra={"event": "started", "node": s.node_name,
+                                       "peer": gossip.endpoint})
+
+    async def gossip_died() -> None:
+        await loop.run_in_executor(None, gossip.stopped.wait)
+
+    died = asyncio.create_task(gossip_died())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({died, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if gossip.stopped.is_set() and not stop.is_set():
+        log.error("gossip thread stopped", extra={"event": "gossipDied",
+                                                  "error": str(gossip.error)})
+        code = 1
+    # Graceful: tell peers first (they take over at once), keep answering a moment.
+    gossip.leave()
+    await loop.run_in_executor(None, gossip.stopped.wait, 2.0)
+    await asyncio.sleep(HANDOFF_GRACE)
+    await controller.withdraw_all()
+    announcer.close()
+    disc_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await disc_task
+    await discovery.withdraw()
+    await controller.stop()
+    await recorder.flush(timeout=2)
+    await recorder.stop()
+    await client.close()
+    died.cancel()
+    log.info("speaker stopped", extra={"event": "stopped", "node": s.node_name})
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    s = parse_args(argv)
+    logs.configure(s.log_level)
+    return asyncio.run(run(s))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The speaker's shell on the main asyncio loop: Kubernetes inputs in, announcements
+out. Decisions are `election.Election`'s; membership comes from the gossip thread via
+`on_view` (called thread-safely). Every change to any input re-runs the election for
+all Services (coalesced into one run per loop iteration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from metallb_api import API_VERSION
+from metallb_api.addresses import IP, AddressError, parse_ip
+from metallb_api.config import Config, build_config
+from metallb_api.service import ALLOCATED_FROM_POOL, service_view
+from metallb_kube.client import ApiError, KubeClient
+from metallb_kube.events import EventRecorder, ObjectRef
+from metallb_kube.informer import Informer, object_key
+from metallb_speaker.announce import Announcer
+from metallb_speaker.dataplane.policy import ConflictEvent
+from metallb_speaker.election import Decision, Election, Inputs, NodeState, Reason, ServiceState
+from metallb_speaker.membership import Change, View
+from metallb_speaker.metrics import SpeakerMetrics
+from metallb_speaker.settings import SpeakerSettings
+
+log = logging.getLogger("metallb.speaker")
+SLICE_SERVICE_LABEL = "kubernetes.io/service-name"
+
+
+def l2status_name(node: str, service_key: str) -> str:
+    return "l2-" + hashlib.sha256(f"{node}/{service_key}".encode()).hexdigest()[:16]
+
+
+def node_state(obj: Mapping[str, Any]) -> NodeState:
+    meta = obj.get("metadata") or {}
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    unavailable = any(c.get("type") == "NetworkUnavailable" and c.get("status") == "True"
+                      for c in conditions)
+    return NodeState(str(meta.get("name")), dict(meta.get("labels") or {}), unavailable)
+
+
+def slice_nodes(obj: Mapping[str, Any]) -> frozenset[str]:
+    """Nodes with a ready or serving endpoint (ready unset means ready, per the API)."""
+    out = set()
+    for ep in obj.get("endpoints") or []:
+        cond = ep.get("conditions") or {}
+        if (cond.get("ready") is not False or cond.get("serving") is True) \
+                and ep.get("nodeName"):
+            out.add(str(ep["nodeName"]))
+    return frozenset(out)
+
+
+class SpeakerController:
+    def __init__(self, settings: SpeakerSettings, client: KubeClient, recorder: EventRecorder,
+                 metrics: SpeakerMetrics, announcer: Announcer) -> None:
+        self.s = settings
+        self.client = client
+        self.recorder = recorder
+        self.metrics = metrics
+        self.announcer = announcer
+        self.election = Election()
+        self.nodes: dict[str, NodeState] = {}
+        self.services: dict[str, ServiceState] = {}
+        self._svc_refs: dict[str, ObjectRef] = {}
+        self._slices: dict[str, tuple[str, frozenset[str]]] = {}
+        self._pools: dict[str, Mapping[str, Any]] = {}
+        self._advs: dict[str, Mapping[str, Any]] = {}
+        self.config: Config = build_config([], [])
+        self.view = View(frozenset(), frozenset(), -1, joined=False)
+        self.decisions: dict[str, Decision] = {}
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._informers: list[Informer] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._status_q: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self.synced = asyncio.Event()
+        self.last_recompute_at = 0.0
+        self._seen_owned: set[str] = set()  # addresses any node announced before
+        self.peer_macs: dict[str, frozenset[str]] = {}
+        self._conflicts: dict[str, set[str]] = {}  # ip -> foreign MACs
+
+    # -- wiring -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ns = self.s.namespace
+        crd = f"/apis/{API_VERSION}/namespaces/{ns}"
+        self._informers = [
+            Informer(self.client, "/api/v1/nodes", on_event=self._node_event, name="nodes"),
+            Informer(self.client, "/api/v1/services", on_event=self._service_event,
+                     name="services", page=1000),
+            Informer(self.client, "/apis/discovery.k8s.io/v1/endpointslices",
+                     on_event=self._slice_event, name="endpointslices", page=1000),
+            Informer(self.client, f"{crd}/ipaddresspools", on_event=self._pool_event,
+                     name="ipaddresspools"),
+            Informer(self.client, f"{crd}/l2advertisements", on_event=self._adv_event,
+                     name="l2advertisements"),
+        ]
+        for inf in self._informers:
+            self._tasks.append(asyncio.create_task(inf.run(), name=f"informer-{inf.name}"))
+        await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
+        self._tasks.append(asyncio.create_task(self._status_writer(), name="l2status"))
+        await self._clean_stale_statuses()
+        self.synced.set()
+        self.metrics.synced.set(1)
+        self._schedule()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    def on_view(self, view: View, changes: list[Change]) -> None:
+        """Called from the gossip thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._apply_view, view, changes)
+
+    def _apply_view(self, view: View, changes: list[Change]) -> None:
+        self.view = view
+        for c in changes:
+            self.metrics.member_changes.labels(c.reason).inc()
+        self.metrics.members.labels("alive").set(len(view.alive))
+        self.metrics.members.labels("ready").set(len(view.ready))
+        self._recompute()  # failover path: no coalescing delay
+
+    # -- watch events ---------------------------------------------------------------
+    def _node_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        if kind == "DELETED":
+            self.nodes.pop(name, None)
+        else:
+            self.nodes[name] = node_state(obj)
+        self._schedule()
+
+    def _service_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        key = object_key(obj)
+        if kind == "DELETED":
+            if self.services.pop(key, None) is not None:
+                self._schedule()
+            return
+        view = service_view(obj)
+        if not view.is_load_balancer or view.load_balancer_class != self.s.load_balancer_class \
+                or not view.ingress:
+            if self.services.pop(key, None) is not None:
+                self._schedule()
+            return
+        old = self.services.get(key)
+        local = view.external_traffic_policy == "Local"
+        endpoints = frozenset().union(*(n for k, n in self._slices.values() if k == key)) \
+            if self._slices else frozenset()
+        state = ServiceState(key, view.ingress, view.annotations.get(ALLOCATED_FROM_POOL),
+                             local, endpoints)
+        self._svc_refs[key] = ObjectRef("v1", "Service", view.namespace, view.name, view.uid)
+        if state != old:
+            self.services[key] = state
+            self._schedule()
+
+    def _slice_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        svc = (meta.get("labels") or {}).get(SLICE_SERVICE_LABEL)
+        key = object_key(obj)
+        if kind == "DELETED":
+            self._slices.pop(key, None)
+        elif svc:
+            self._slices[key] = (f"{meta.get('namespace')}/{svc}", slice_nodes(obj))
+        svc_key = f"{meta.get('namespace')}/{svc}"
+        state = self.services.get(svc_key)
+        if state is not None:
+            nodes = frozenset().union(*(n for k, n in self._slices.values() if k == svc_key))
+            if nodes != state.endpoint_nodes:
+                self.services[svc_key] = ServiceState(state.key, state.ips, state.pool,
+                                                      state.local, nodes)
+                self._schedule()
+
+    def _pool_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        self._crd_event(self._pools, kind, obj)
+
+    def _adv_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        self._crd_event(self._advs, kind, obj)
+
+    def _crd_event(self, store: dict[str, Mapping[str, Any]], kind: str,
+                   obj: Mapping[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        old = store.get(name)
+        if kind == "DELETED":
+            store.pop(name, None)
+        else:
+            store[name] = obj
+            if old is not None and old.get("spec") == obj.get("spec") and \
+                    (old.get("metadata") or {}).get("labels") == \
+                    (obj.get("metadata") or {}).get("labels"):
+                return  # a status-only update
+        self.config = build_config(self._pools.values(), self._advs.values())
+        self._schedule()
+
+    # -- election -----------------------------------------------------------------
+    def _schedule(self) -> None:
+        if not self._scheduled and self._loop is not None and self.synced.is_set():
+            self._scheduled = True
+            self._loop.call_soon(self._recompute)
+
+    def _recompute(self) -> None:
+        self._scheduled = False
+        if not self.synced.is_set():
+            return
+        assert self._loop is not None
+        self.last_recompute_at = self._loop.time()
+        me = self.s.node_name
+        if not self.view.joined:
+            self.announcer.set_owned({})
+            return
+        inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
+                     self.s.honor_exclude_label)
+        decisions = {k: self.election.decide(me, svc, inp) for k, svc in self.services.items()}
+        owned: dict[IP, tuple[str, ...]] = {}
+        probe: set[IP] = set()
+        for d in decisions.values():
+            for text in d.ips if d.owner else ():
+                first_time = text not in self._seen_owned
+                self._seen_owned.add(text)
+                if d.reason is not Reason.OWNER:
+                    continue
+                try:
+                    ip = parse_ip(text)
+                except AddressError:
+                    continue
+                owned[ip] = d.interfaces
+                if first_time:
+                    # Nobody announced it before (a new allocation, or a cold start):
+                    # probe for a foreign user first. Failovers skip this: no delay.
+                    probe.add(ip)
+        self.announcer.set_owned(owned, frozenset(probe))
+        counts = Counter(d.reason for d in decisions.values())
+        for reason in Reason:
+            self.metrics.decisions.labels(str(reason)).set(counts.get(reason, 0))
+        for key, d in decisions.items():
+            old = self.decisions.get(key)
+            if old is None or old.reason != d.reason or old.owner != d.owner:
+                self._changed(key, old, d)
+        for key in set(self.decisions) - set(decisions):
+            self._changed(key, self.decisions[key], None)
+        self.decisions = decisions
+
+    def _changed(self, key: str, old: Decision | None, new: Decision | None) -> None:
+        was_owner = old is not None and old.reason is Reason.OWNER
+        is_owner = new is not None and new.reason is Reason.OWNER
+        if new is not None:
+            log.info("election", extra={"event": "election", "service": key,
+                                        "reason": str(new.reason), "node": new.owner or "",
+                                        "ip": ",".join(new.ips)})
+        if is_owner and not was_owner:
+            assert new is not None
+            for ip in new.ips:
+                self.metrics.announced.labels(key, "layer2", self.s.node_name, ip).set(1)
+            ref = self._svc_refs.get(key)
+            if ref is not None:
+                self.recorder.normal(ref, "nodeAssigned",
+                                     f'announcing from node "{self.s.node_name}" with '
+                                     f'protocol "layer2"')
+            self._status_q.put_nowait((key, True))
+        elif was_owner and not is_owner:
+            assert old is not None
+            for ip in old.ips:
+                with contextlib.suppress(KeyError):
+                    self.metrics.announced.remove(key, "layer2", self.s.node_name, ip)
+            self._status_q.put_nowait((key, False))
+
+    # -- ServiceL2Status ------------------------------------------------------------
+    @property
+    def _l2path(self) -> str:
+        return f"/apis/{API_VERSION}/namespaces/{self.s.namespace}/servicel2statuses"
+
+    async def _status_writer(self) -> None:
+        while True:
+            key, present = await self._status_q.get()
+            try:
+                await self._write_status(key, present)
+            except ApiError as exc:
+                log.warning("ServiceL2Status write failed", extra={
+                    "event": "l2StatusError", "service": key, "error": str(exc)})
+                await asyncio.sleep(1.0)
+                still = self.decisions.get(key)
+                if (still is not None and still.reason is Reason.OWNER) == present:
+                    self._status_q.put_nowait((key, present))
+
+    async def _write_status(self, key: str, present: bool) -> None:
+        name = l2status_name(self.s.node_name, key)
+        path = f"{self._l2path}/{name}"
+        if not present:
+            try:
+                await self.client.delete(path)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+            return
+        ns, _, svc = key.partition("/")
+        labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
+                  "metallb.io/service-namespace": ns}
+        try:
+            await self.client.create(self._l2path, {
+                "apiVersion": API_VERSION, "kind": "ServiceL2Status",
+                "metadata": {"name": name, "labels": labels}, "spec": {}})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        interfaces: set[str] = set()
+        d = self.decisions.get(key)
+        for text in d.ips if d else ():
+            try:
+                interfaces |= set(self.announcer.interfaces_for(parse_ip(text)))
+            except AddressError:
+                continue
+        await self.client.merge_patch(f"{path}/status", {"status": {
+            "node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
+            "interfaces": [{"name": i} for i in sorted(interfaces)]}})
+
+    async def _clean_stale_statuses(self) -> None:
+        """Statuses this node left behind in a previous life (crash) are removed."""
+        for attempt in range(10):
+            try:
+                items, _ = await self.client.list_all(
+                    self._l2path,
+                    selector={"labelSelector": f"metallb.io/node={self.s.node_name}"})
+                break
+            except ApiError as exc:  # e.g. 429 while a fresh CRD's storage initializes
+                log.warning("cannot list ServiceL2Status", extra={
+                    "event": "l2StatusError", "error": str(exc), "count": attempt})
+                await asyncio.sleep(0.5)
+        else:
+            return
+        for obj in items:
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            key = f"{labels.get('metallb.io/service-namespace')}/" \
+                  f"{labels.get('metallb.io/service-name')}"
+            self._status_q.put_nowait((key, False))
+
+    # -- peers and conflicts --------------------------------------------------------
+    def on_peer_macs(self, node: str, macs: frozenset[str]) -> None:
+        self.peer_macs[node] = macs
+        known = frozenset().union(*self.peer_macs.values()) if self.peer_macs else frozenset()
+        setattr(self.announcer, "known_macs", known)  # noqa: B010 - only the data plane has it
+
+    def on_conflict(self, ev: ConflictEvent) -> None:
+        """Called from the data plane thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._conflict, ev)
+
+    def _conflict(self, ev: ConflictEvent) -> None:
+        macs = self._conflicts.setdefault(ev.ip, set())
+        if ev.started:
+            macs.add(ev.mac)
+        else:
+            macs.discard(ev.mac)
+        for key, svc in self.services.items():
+            if ev.ip in svc.ips and (ref := self._svc_refs.get(key)) is not None:
+                if ev.started:
+                    self.recorder.warning(ref, "IPConflict",
+                                          f"{ev.ip} is also claimed by MAC {ev.mac} on "
+                                          f"{ev.interface} (seen by node {self.s.node_name}); "
+                                          f"another host uses this load-balancer address")
+                pool = self._pool_name(svc)
+                if pool is not None:
+                    self._tasks.append(asyncio.create_task(self._pool_condition(pool)))
+
+    def _pool_name(self, svc: ServiceState) -> str | None:
+        from metallb_speaker.election import pool_of
+
+        return pool_of(svc, self.config)
+
+    async def _pool_condition(self, pool: str) -> None:
+        """Condition `AddressConflict` on the pool (the operator keeps foreign condition
+        types when it writes its own)."""
+        obj = self._pools.get(pool)
+        if obj is None:
+            return
+        ranges = self.config.held_ranges.get(pool, ())
+        mine = sorted(f"{ip} (MAC {', '.join(sorted(m))})" for ip, m in self._conflicts.items()
+                      if m and any(r.contains(parse_ip(ip)) for r in ranges))
+        conds = [c for c in (obj.get("status") or {}).get("conditions") or []
+                 if c.get("type") != "AddressConflict"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        conds.append({
+            "type": "AddressConflict", "status": "True" if mine else "False",
+            "reason": "IPConflict" if mine else "NoConflict",
+            "message": ("claimed by another host: " + "; ".join(mine)) if mine
+            else "no foreign host claims these addresses",
+            "lastTransitionTime": now,
+            "observedGeneration": int((obj.get("metadata") or {}).get("generation") or 0)})
+        try:
+            await self.client.merge_patch(
+                f"/apis/{API_VERSION}/namespaces/{self.s.namespace}/ipaddresspools/{pool}/status",
+                {"metadata": {"resourceVersion": (obj.get("metadata") or {}).get(
+                    "resourceVersion")}, "status": {"conditions": conds}})
+        except ApiError as exc:
+            log.warning("pool conflict condition not written", extra={
+                "event": "conflictConditionError", "pool": pool, "error": str(exc)})
+            if exc.conflict:
+                await asyncio.sleep(0.5)
+                await self._pool_condition(pool)
+
+    async def withdraw_all(self) -> None:
+        """Graceful shutdown: stop announcing and remove our statuses."""
+        self.announcer.set_owned({})
+        for key, d in self.decisions.items():
+            if d.reason is Reason.OWNER:
+                with contextlib.suppress(ApiError):
+                    await self._write_status(key, False)

@@ -1,0 +1,171 @@
+"""Which node announces each Service address: pure, deterministic, leaderless.
+
+Every speaker runs the same function on the same gossiped membership and the same
+Kubernetes objects, so all of them reach the same answer without talking about it.
+
+Candidates for a Service: live members, minus nodes labelled
+`node.kubernetes.io/exclude-from-external-load-balancers` (unless switched off), minus
+nodes with `NetworkUnavailable=True`, minus nodes no matching L2Advertisement selects,
+and for `externalTrafficPolicy: Local` only nodes with a ready or serving endpoint.
+Ready members (past their hold-down) are preferred; if none is ready, any live one.
+The owner is the candidate with the smallest `sha256(node + "#" + first_ip)` (MetalLB's
+rule), so Services sharing an address share an owner.
+
+Cost: a Service's ranking of nodes does not depend on liveness, so it is cached; after
+a membership change the owner is the first live candidate in that ranking - usually
+O(1) per Service instead of hashing every node again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from metallb_api.addresses import AddressError, parse_ip
+from metallb_api.config import Config
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+class Reason(StrEnum):
+    OWNER = "owner"
+    NOT_OWNER = "notOwner"
+    HOLD_DOWN = "holdDown"  # eligible, but still in its hold-down after (re)joining
+    NO_CANDIDATES = "noCandidates"
+    NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
+    NO_MATCHING_ADVERTISEMENT = "noMatchingAdvertisement"
+    EXCLUDED_BY_LABEL = "excludedByLabel"
+    NETWORK_UNAVAILABLE = "networkUnavailable"
+    NOT_LIVE = "notLive"
+    NO_ADDRESS = "noAddress"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    network_unavailable: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    key: str
+    ips: tuple[str, ...]  # status.loadBalancer.ingress, in order
+    pool: str | None = None  # metallb.io/ip-allocated-from-pool
+    local: bool = False  # externalTrafficPolicy: Local
+    endpoint_nodes: frozenset[str] = frozenset()  # nodes with ready/serving endpoints
+
+
+@dataclass(frozen=True)
+class Inputs:
+    nodes: Mapping[str, NodeState]
+    live: frozenset[str]
+    ready: frozenset[str]
+    config: Config
+    honor_exclude_label: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    service: str
+    ips: tuple[str, ...]
+    owner: str | None
+    reason: Reason  # from the point of view of the node that asked
+    interfaces: tuple[str, ...] = ()  # where the owner announces; () = every eligible one
+    candidates: tuple[str, ...] = ()
+
+
+def rank_key(node: str, ip: str) -> bytes:
+    return hashlib.sha256(f"{node}#{ip}".encode()).digest()
+
+
+class Election:
+    def __init__(self) -> None:
+        self._rankings: dict[tuple[str, frozenset[str]], tuple[str, ...]] = {}
+
+    def ranking(self, first_ip: str, eligible: frozenset[str]) -> tuple[str, ...]:
+        key = (first_ip, eligible)
+        got = self._rankings.get(key)
+        if got is None:
+            if len(self._rankings) > 200_000:  # bound memory; recomputing is cheap
+                self._rankings.clear()
+            got = tuple(sorted(eligible, key=lambda n: rank_key(n, first_ip)))
+            self._rankings[key] = got
+        return got
+
+    def why_not(self, node: str, svc: ServiceState, inp: Inputs) -> Reason | None:
+        """None if `node` may announce `svc`, else the reason it may not."""
+        if node not in inp.live:
+            return Reason.NOT_LIVE
+        state = inp.nodes.get(node)
+        labels = state.labels if state else {}
+        if inp.honor_exclude_label and EXCLUDE_LABEL in labels:
+            return Reason.EXCLUDED_BY_LABEL
+        if state is not None and state.network_unavailable:
+            return Reason.NETWORK_UNAVAILABLE
+        if not _advertisements_for(node, svc, inp, labels):
+            return Reason.NO_MATCHING_ADVERTISEMENT
+        if svc.local and node not in svc.endpoint_nodes:
+            return Reason.NO_LOCAL_ENDPOINTS
+        return None
+
+    def decide(self, me: str, svc: ServiceState, inp: Inputs) -> Decision:
+        if not svc.ips:
+            return Decision(svc.key, (), None, Reason.NO_ADDRESS)
+        eligible = frozenset(n for n in inp.live if self.why_not(n, svc, inp) is None)
+        ready = eligible & inp.ready
+        pool = ready or eligible
+        ranking = self.ranking(svc.ips[0], pool)
+        owner = ranking[0] if ranking else None
+        mine = self.why_not(me, svc, inp)
+        if mine is not None:
+            reason = mine
+        elif owner == me:
+            reason = Reason.OWNER
+        elif owner is None:
+            reason = Reason.NO_CANDIDATES
+        elif me not in pool:
+            reason = Reason.HOLD_DOWN
+        else:
+            reason = Reason.NOT_OWNER
+        if owner is None and mine is None:
+            reason = Reason.NO_CANDIDATES
+        interfaces: tuple[str, ...] = ()
+        if owner is not None:
+            owner_state = inp.nodes.get(owner)
+            interfaces = _interfaces(owner, svc, inp,
+                                     owner_state.labels if owner_state else {})
+        return Decision(svc.key, svc.ips, owner, reason, interfaces, ranking)
+
+
+def pool_of(svc: ServiceState, config: Config) -> str | None:
+    if svc.pool and (svc.pool in config.pools or svc.pool in config.held_ranges):
+        return svc.pool.split(",")[0]
+    for ip_text in svc.ips:
+        try:
+            ip = parse_ip(ip_text)
+        except AddressError:
+            continue
+        for name, ranges in config.held_ranges.items():
+            if any(r.contains(ip) for r in ranges):
+                return name
+    return None
+
+
+def _advertisements_for(node: str, svc: ServiceState, inp: Inputs,
+                        labels: Mapping[str, str]) -> list[tuple[str, ...]]:
+    pool = pool_of(svc, inp.config)
+    if pool is None:
+        return []
+    return [adv.interfaces for adv in inp.config.l2advertisements.values()
+            if pool in adv.pools and adv.selects_node(labels)]
+
+
+def _interfaces(node: str, svc: ServiceState, inp: Inputs,
+                labels: Mapping[str, str]) -> tuple[str, ...]:
+    lists = _advertisements_for(node, svc, inp, labels)
+    if any(not ifaces for ifaces in lists):
+        return ()  # one advertisement allows every interface
+    return tuple(sorted({i for ifaces in lists for i in ifaces}))

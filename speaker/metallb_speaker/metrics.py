@@ -1,0 +1,98 @@
+"""Speaker metrics, MetalLB's names where MetalLB has one, on an explicit registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+@dataclass
+class SpeakerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.announced = Gauge("metallb_speaker_announced", "Service addresses announced",
+                               ["service", "protocol", "node", "ip"], registry=r)
+        self.decisions = Gauge("metallb_speaker_election_decisions",
+                               "Services by this node's election outcome", ["reason"],
+                               registry=r)
+        self.members = Gauge("metallb_speaker_members", "Members by state", ["state"],
+                             registry=r)
+        self.member_changes = Counter("metallb_speaker_member_changes",
+                                      "Membership view changes", ["reason"], registry=r)
+        self.synced = Gauge("metallb_speaker_synced", "1 once inputs and membership are ready",
+                            registry=r)
+
+
+class DataPlaneCollector(Collector):
+    """The data plane thread keeps plain per-address ints on its hot path (a Prometheus
+    counter's lock per ARP request would cost more than answering it); exported here."""
+
+    def __init__(self, counters: Any) -> None:
+        self._c = counters
+
+    @staticmethod
+    def _ip(packed: bytes) -> str:
+        import ipaddress
+
+        return str(ipaddress.ip_address(packed))
+
+    def collect(self) -> Iterator[Any]:
+        for name, doc, table in (
+            ("metallb_layer2_requests_received", "ARP/NDP requests received for announced "
+             "addresses", self._c.requests),
+            ("metallb_layer2_responses_sent", "ARP/NDP responses sent", self._c.responses),
+            ("metallb_layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA rounds sent",
+             self._c.gratuitous),
+        ):
+            fam = CounterMetricFamily(name, doc, labels=["ip"])
+            for packed, v in dict(table).items():
+                fam.add_metric([self._ip(packed)], v)
+            yield fam
+        conf = CounterMetricFamily("metallb_layer2_conflicts",
+                                   "Another MAC claimed one of our addresses", labels=["ip", "mac"])
+        for (ip, mac), v in dict(self._c.conflicts).items():
+            conf.add_metric([ip, mac], v)
+        yield conf
+        drops = CounterMetricFamily("metallb_layer2_socket_drops",
+                                    "Frames the kernel dropped on our packet sockets",
+                                    labels=["interface"])
+        for iface, v in dict(self._c.drops).items():
+            drops.add_metric([iface], v)
+        yield drops
+
+
+class GossipCollector(Collector):
+    """Exports the gossip thread's plain counters at scrape time."""
+
+    def __init__(self, counters: Any) -> None:
+        self._c = counters
+
+    def collect(self) -> Iterator[Any]:
+        sent = CounterMetricFamily("metallb_speaker_gossip_sent", "Gossip messages sent",
+                                   labels=["type"])
+        for k, v in dict(self._c.sent).items():
+            sent.add_metric([k], v)
+        recv = CounterMetricFamily("metallb_speaker_gossip_received",
+                                   "Gossip messages accepted", labels=["type"])
+        for k, v in dict(self._c.received).items():
+            recv.add_metric([k], v)
+        rej = CounterMetricFamily("metallb_speaker_gossip_rejected",
+                                  "Gossip refused: wrong key, handshake, replay, malformed",
+                                  labels=["reason"])
+        for k, v in dict(self._c.rejected).items():
+            rej.add_metric([k], v)
+        yield sent
+        yield recv
+        yield rej
+        yield CounterMetricFamily("metallb_speaker_gossip_send_dropped",
+                                  "Gossip messages dropped (peer not connected)",
+                                  value=self._c.send_dropped)
+        yield GaugeMetricFamily("metallb_speaker_gossip_loop_lag_max_seconds",
+                                "Worst lateness of the gossip loop", value=self._c.loop_lag_max)

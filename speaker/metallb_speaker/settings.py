@@ -1,0 +1,76 @@
+"""Speaker settings: flags, then METALLB_* environment (the chart sets them from the
+downward API). Loaded once in __main__ and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from metallb_speaker.membership import MembershipConfig
+
+
+@dataclass(frozen=True)
+class SpeakerSettings:
+    node_name: str
+    namespace: str = "metallb-system"
+    kubeconfig: str | None = None
+    advertise_address: str | None = None  # gossip endpoint host; default: Node InternalIP
+    bind_address: str = "0.0.0.0"
+    gossip_port: int = 7946
+    secret_name: str = "metallb-py-memberlist"
+    secret_key: str = "secretkey"
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 7473
+    load_balancer_class: str | None = None
+    honor_exclude_label: bool = True
+    dataplane: bool = True
+    conflict_mode: str = "defend"  # or "back-off": stop announcing a conflicted address
+    interfaces_exclude: tuple[str, ...] = ("docker*", "veth*", "cali*", "kube-ipvs*", "lxc*",
+                                          "cni*", "flannel*", "vxlan*", "tunl*", "lo")
+    log_level: str = "info"
+    lease_renew: float = 30.0
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    tick: float = 0.01
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"METALLB_{name}", default)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
+    p = argparse.ArgumentParser(prog="metallb-speaker")
+    p.add_argument("--node-name", default=_env("NODE_NAME"))
+    p.add_argument("--namespace", default=_env("NAMESPACE", "metallb-system"))
+    p.add_argument("--kubeconfig", default=_env("KUBECONFIG_PATH"))
+    p.add_argument("--advertise-address", default=_env("HOST_IP"))
+    p.add_argument("--bind-address", default=_env("BIND_ADDRESS", "0.0.0.0"))
+    p.add_argument("--gossip-port", type=int, default=int(_env("GOSSIP_PORT") or 7946))
+    p.add_argument("--secret-name", default=_env("SECRET_NAME", "metallb-py-memberlist"))
+    p.add_argument("--metrics-host", default=_env("METRICS_HOST", "0.0.0.0"))
+    p.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT") or 7473))
+    p.add_argument("--lb-class", default=_env("LB_CLASS"))
+    p.add_argument("--ignore-exclude-lb", action="store_true",
+                   default=_env("IGNORE_EXCLUDE_LB", "false") == "true",
+                   help="announce from nodes labelled exclude-from-external-load-balancers")
+    p.add_argument("--no-dataplane", action="store_true",
+                   help="membership and election only (no ARP/NDP; no root needed)")
+    p.add_argument("--on-conflict", choices=("defend", "back-off"),
+                   default=_env("ON_CONFLICT", "defend"),
+                   help="when another host claims one of our addresses: keep announcing "
+                        "(default, and report loudly) or stop announcing it")
+    p.add_argument("--hold-down", type=float, default=MembershipConfig.hold_down)
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    a = p.parse_args(argv)
+    if not a.node_name:
+        p.error("--node-name (or METALLB_NODE_NAME) is required")
+    return SpeakerSettings(
+        node_name=a.node_name, namespace=a.namespace, kubeconfig=a.kubeconfig,
+        advertise_address=a.advertise_address, bind_address=a.bind_address,
+        gossip_port=a.gossip_port, secret_name=a.secret_name, metrics_host=a.metrics_host,
+        metrics_port=a.metrics_port, load_balancer_class=a.lb_class or None,
+        honor_exclude_label=not a.ignore_exclude_lb, dataplane=not a.no_dataplane,
+        log_level=a.log_level, membership=MembershipConfig(hold_down=a.hold_down),
+        conflict_mode=a.on_conflict,
+    )

@@ -1,0 +1,189 @@
+"""Pool/L2Advertisement status: counters, conditions and condition bookkeeping."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from tests.operator.builders import allocator, config, ensure, l2adv, pool, service, ts
+
+from metallb_api.addresses import Family
+from metallb_operator.allocator import PoolUsage
+from metallb_operator.status import (
+    INT64_MAX,
+    ConditionSpec,
+    l2adv_conditions,
+    merge_conditions,
+    now_rfc3339,
+    pool_conditions,
+    pool_status,
+)
+
+pytestmark = pytest.mark.unit
+
+V4, V6 = Family.V4, Family.V6
+READY = ConditionSpec("Ready", True, "Accepted", "ok")
+
+
+def cond(type_: str, status: str, time: str, reason: str = "R", gen: int = 1
+         ) -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": "m",
+            "lastTransitionTime": time, "observedGeneration": gen}
+
+
+def test_now_rfc3339_shape() -> None:
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", now_rfc3339())
+
+
+def test_merge_new_condition_gets_now() -> None:
+    out = merge_conditions([], [READY], 3, "NOW")
+    assert out == [{"type": "Ready", "status": "True", "reason": "Accepted", "message": "ok",
+                    "lastTransitionTime": "NOW", "observedGeneration": 3}]
+
+
+@pytest.mark.parametrize(
+    ("previous_status", "wanted", "time"),
+    [
+        ("True", True, "THEN"),  # unchanged: keep
+        ("False", False, "THEN"),
+        ("False", True, "NOW"),  # flipped
+        ("True", False, "NOW"),
+        ("Unknown", True, "NOW"),
+    ],
+)
+def test_merge_moves_time_only_on_flip(previous_status: str, wanted: bool, time: str) -> None:
+    previous = [cond("Ready", previous_status, "THEN", reason="Old", gen=1)]
+    spec = ConditionSpec("Ready", wanted, "New", "new message")
+    [out] = merge_conditions(previous, [spec], 2, "NOW")
+    assert out["lastTransitionTime"] == time
+    # reason, message and generation always follow what is wanted
+    assert (out["reason"], out["message"], out["observedGeneration"]) == (
+        "New", "new message", 2)
+    assert out["status"] == ("True" if wanted else "False")
+
+
+def test_merge_keeps_order_of_wanted_and_drops_others() -> None:
+    previous = [cond("Stale", "True", "T0"), cond("B", "True", "T1"), "junk",
+                {"no": "type"}]
+    wanted = [ConditionSpec("A", True, "r", "m"), ConditionSpec("B", True, "r", "m")]
+    out = merge_conditions(previous, wanted, 1, "NOW")  # type: ignore[arg-type]
+    assert [c["type"] for c in out] == ["A", "B"]
+    assert [c["lastTransitionTime"] for c in out] == ["NOW", "T1"]
+
+
+def test_merge_old_without_time_gets_now() -> None:
+    previous = [{"type": "Ready", "status": "True"}]
+    [out] = merge_conditions(previous, [READY], 1, "NOW")
+    assert out["lastTransitionTime"] == "NOW"
+
+
+def by_type(specs: list[ConditionSpec]) -> dict[str, ConditionSpec]:
+    return {c.type: c for c in specs}
+
+
+def test_pool_conditions_ready_and_advertised() -> None:
+    cfg = config(pool("a", "10.0.0.0/24", "fd00::/64"), advs=[l2adv("z"), l2adv("y", ["a"])])
+    conds = by_type(pool_conditions(cfg, "a"))
+    assert [c.type for c in pool_conditions(cfg, "a")] == ["Ready", "Advertised",
+                                                           "AssignmentsStable"]
+    assert conds["Ready"] == ConditionSpec("Ready", True, "Accepted",
+                                           "2 address range(s) accepted")
+    assert conds["Advertised"].status
+    assert conds["Advertised"].reason == "L2AdvertisementSelectsPool"
+    assert conds["Advertised"].message == "announced by L2Advertisement y, z"
+    assert conds["AssignmentsStable"] == ConditionSpec(
+        "AssignmentsStable", True, "NoServicesMoved", "no assigned Service had to move")
+
+
+def test_pool_conditions_not_advertised() -> None:
+    cfg = config(pool("a", "10.0.0.0/24"), pool("b", "10.0.1.0/24"), advs=[l2adv("l", ["b"])])
+    adv = by_type(pool_conditions(cfg, "a"))["Advertised"]
+    assert (adv.status, adv.reason) == (False, "NoL2Advertisement")
+    assert "unreachable" in adv.message
+
+
+@pytest.mark.parametrize(
+    ("pools", "reason", "fragment"),
+    [
+        ([pool("a", "10.0.0.9-10.0.0.1")], "InvalidSpec", "start is after end"),
+        ([pool("a", "10.0.0.0/24", "10.0.0.5/32")], "OverlappingAddresses", "same pool"),
+        ([pool("old", "10.0.0.0/24", created=ts(1)), pool("a", "10.0.0.0/25", created=ts(2))],
+         "OverlapsPool", "'old'"),
+    ],
+)
+def test_pool_conditions_not_ready(pools: list[dict[str, Any]], reason: str,
+                                   fragment: str) -> None:
+    ready = by_type(pool_conditions(config(*pools), "a"))["Ready"]
+    assert (ready.status, ready.reason) == (False, reason)
+    assert fragment in ready.message
+
+
+def test_pool_conditions_moved() -> None:
+    cfg = config(pool("a", "10.0.0.0/24"))
+    stable = by_type(pool_conditions(cfg, "a", moved="2 Services moved to pool b"))[
+        "AssignmentsStable"]
+    assert stable == ConditionSpec("AssignmentsStable", False, "ServicesMoved",
+                                   "2 Services moved to pool b")
+
+
+def test_pool_status_counts() -> None:
+    a = allocator(pool("p", "10.0.0.0/24", "fd00::/120"))
+    ensure(a, service("s1", families="46", policy="RequireDualStack"))
+    ensure(a, service("s2"))
+    ensure(a, service("s3", share="k", ports=[("TCP", 1)]))
+    ensure(a, service("s4", share="k", ports=[("TCP", 2)]))
+    assert pool_status(a.usage("p")) == {
+        "assignedIPv4": 3, "assignedIPv6": 1,
+        "availableIPv4": 253, "availableIPv6": 255,
+        "assignedTotal": 4, "availableTotal": "508",
+    }
+
+
+def test_pool_status_is_exact_for_huge_pools_and_saturates_int64() -> None:
+    a = allocator(pool("p", "10.0.0.0/8", "fd00::/64"))
+    ensure(a, service("s", families="6"))
+    status = pool_status(a.usage("p"))
+    assert status["availableIPv4"] == 2**24
+    assert status["availableIPv6"] == INT64_MAX  # 2**64 - 1 does not fit an int64
+    assert status["assignedIPv6"] == 1
+    assert status["availableTotal"] == str(2**24 + 2**64 - 1)
+    assert int(status["availableTotal"]) == 2**24 + 2**64 - 1
+
+
+def test_pool_status_never_negative() -> None:
+    usage = PoolUsage(assigned={V4: 5}, total={V4: 0, V6: 0})  # a not-Ready pool
+    status = pool_status(usage)
+    assert status["availableIPv4"] == 0 and status["availableTotal"] == "0"
+    assert status["assignedIPv4"] == 5 and status["assignedIPv6"] == 0
+
+
+def test_pool_status_of_not_ready_pool_from_allocator() -> None:
+    a = allocator(pool("p", "10.0.0.0/24"))
+    ensure(a, service("s"))
+    a.set_config(config(pool("p", "10.0.0.0/24", "junk")))
+    status = pool_status(a.usage("p"))
+    assert status["assignedIPv4"] == 1
+    assert status["availableIPv4"] == 0
+
+
+def test_l2adv_conditions() -> None:
+    cfg = config(pool("b", "10.0.1.0/24"), pool("a", "10.0.0.0/24"),
+                 advs=[l2adv("all"), l2adv("missing", ["nope"]), l2adv("none", ["x"]),
+                       l2adv("bad", interfaces=["a/b"])])
+    assert l2adv_conditions(cfg, "all") == [
+        ConditionSpec("Ready", True, "Accepted", "announces pools: a, b")]
+    [missing] = l2adv_conditions(cfg, "missing")
+    assert (missing.status, missing.reason) == (False, "PoolNotFound")
+    assert "'nope'" in missing.message
+    [bad] = l2adv_conditions(cfg, "bad")
+    assert (bad.status, bad.reason) == (False, "InvalidSpec")
+
+
+def test_l2adv_conditions_with_no_ready_pool_selected() -> None:
+    cfg = config(pool("broken", "junk"), advs=[l2adv("l", ["broken"])])
+    [ready] = l2adv_conditions(cfg, "l")
+    assert (ready.status, ready.reason) == (False, "NoMatchingPools")
+    cfg = config(advs=[l2adv("l")])
+    assert l2adv_conditions(cfg, "l") == [
+        ConditionSpec("Ready", True, "Accepted", "announces pools: none")]
