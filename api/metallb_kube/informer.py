@@ -100,7 +100,9 @@ class Informer:
                     continue
                 log.warning("watch failed", extra={"event": "watchError", "reason": self.name,
                                                    "error": str(exc)})
-                need_list = exc.status >= 500 or exc.status in (401, 403)  # 0: transport
+                # Before the first list succeeded there is nothing to resume from; 429 is
+                # "storage (re)initializing" right after a CRD is created.
+                need_list = need_list or exc.status >= 500 or exc.status in (401, 403, 429)
                 await asyncio.sleep(backoff * (1 + random.random()))
                 backoff = min(backoff * 2, 10.0)
             except (TimeoutError, OSError, ValueError) as exc:

@@ -76,6 +76,7 @@ class LabNode:
     nginx: subprocess.Popen[bytes] | None = None
     forwarder: Forwarder | None = None
     extra_ifaces: list[str] = field(default_factory=list)
+    port: str = ""  # its bridge port in the LAN namespace
 
     @property
     def endpoint(self) -> str:
@@ -99,6 +100,7 @@ class NetLab:
         self.nodes = [LabNode(f"node-{i}", f"mlb{self.id}-n{i}", f"198.18.0.{10 + i}",
                               f"fd00:18::{10 + i:x}", i) for i in range(1, nodes + 1)]
         self.created_ns: list[str] = []
+        self.apps = "default"  # where tests create their Services
         self._stop = threading.Event()
         self._proxy: threading.Thread | None = None
         self._vips: set[str] = set()
@@ -123,7 +125,7 @@ class NetLab:
         ip("link", "set", "lo", "up", ns=name)
 
     def _attach(self, ns: str, ifname: str, addr4: str, addr6: str, bridge: str = "br0"
-                ) -> None:
+                ) -> str:
         peer = f"v{self.id}{len(self.created_ns)}{ifname[-1]}"
         ip("link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", ns,
            ns=self.lan)
@@ -131,6 +133,7 @@ class NetLab:
         ip("addr", "add", f"{addr4}/24", "dev", ifname, ns=ns)
         ip("addr", "add", f"{addr6}/64", "dev", ifname, "nodad", ns=ns)
         ip("link", "set", ifname, "up", ns=ns)
+        return peer
 
     def setup(self) -> None:
         self._add_ns(self.lan)
@@ -145,7 +148,7 @@ class NetLab:
         host, port = self.cp.server.removeprefix("https://").rsplit(":", 1)
         for node in self.nodes:
             self._add_ns(node.ns)
-            self._attach(node.ns, "eth0", node.ip4, node.ip6)
+            node.port = self._attach(node.ns, "eth0", node.ip4, node.ip6)
             if self.second_lan:
                 self._attach(node.ns, "eth1", f"198.18.1.{10 + node.index}",
                              f"fd00:19::{10 + node.index:x}", bridge="br1")
@@ -189,6 +192,14 @@ class NetLab:
         shutil.rmtree(self.work, ignore_errors=True)
 
     # -- pieces ---------------------------------------------------------------------
+    def ensure_nginx(self, node: LabNode) -> None:
+        """(Re)start a node's nginx if it died, and wake it if it was stopped."""
+        if node.nginx is not None and node.nginx.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.nginx.pid, signal.SIGCONT)
+            return
+        self._start_nginx(node)
+
     def _start_nginx(self, node: LabNode) -> None:
         d = self.work / f"nginx-{node.name}"
         d.mkdir(parents=True, exist_ok=True)
@@ -227,6 +238,7 @@ class NetLab:
             except (OSError, ValueError):  # the apiserver may be going away
                 continue
             want = {i["ip"] for s in svcs if s["spec"].get("type") == "LoadBalancer"
+                    and s["spec"].get("loadBalancerClass") == self.lb_class
                     for i in ((s.get("status") or {}).get("loadBalancer") or {}).get(
                         "ingress") or [] if i.get("ip")}
             for vip in want - self._vips:
@@ -287,6 +299,36 @@ class NetLab:
         self.stop_speaker(node, sig=signal.SIGKILL)
         ip("link", "set", "eth0", "down", ns=node.ns)
 
+    def partition(self, *groups: list[LabNode]) -> None:
+        """Split the LAN: each group after the first moves to a bridge of its own."""
+        for i, group in enumerate(groups[1:], start=1):
+            br = f"brp{i}"
+            if ip("link", "show", br, ns=self.lan, check=False).returncode != 0:
+                ip("link", "add", br, "type", "bridge", ns=self.lan)
+                ip("link", "set", br, "up", ns=self.lan)
+            for node in group:
+                ip("link", "set", node.port, "master", br, ns=self.lan)
+
+    def heal(self) -> None:
+        for node in self.nodes:
+            ip("link", "set", node.port, "master", "br0", ns=self.lan)
+
+    def prober(self, vip: str, duration: float, interval: float = 0.01,
+               timeout: float = 0.1, ns: str | None = None) -> subprocess.Popen[str]:
+        """Start the request-every-10-ms client in the client namespace."""
+        return subprocess.Popen(
+            in_ns(ns or self.client_ns, [sys.executable, "-m", "metallb_lab.prober", vip,
+                                         f"--interval={interval}", f"--timeout={timeout}",
+                                         f"--duration={duration}"]),
+            stdout=subprocess.PIPE, text=True)
+
+    def add_host(self, name: str, addr4: str, addr6: str) -> str:
+        """Another namespace on the LAN (e.g. a foreign host); removed on teardown."""
+        ns = f"mlb{self.id}-{name}"
+        self._add_ns(ns)
+        self._attach(ns, "eth0", addr4, addr6)
+        return ns
+
     def speaker_metrics(self, node: LabNode) -> str:
         out = subprocess.run(in_ns(node.ns, ["curl", "-s", "--max-time", "2",
                                              "http://127.0.0.1:7473/metrics"]),
@@ -324,6 +366,26 @@ class NetLab:
                 if json.loads(out)[0]["address"] == mac:
                     return node
         return None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Every running speaker sees every running speaker as ready."""
+        running = [n for n in self.nodes if n.speaker is not None and n.speaker.poll() is None]
+        deadline = time.monotonic() + timeout
+        for node in running:
+            while self.speaker_metric(node, "metallb_speaker_members",
+                                      'state="ready"') != float(len(running)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node.name} never saw {len(running)} ready members:\n"
+                                       + self.speaker_log(node).read_text()[-2000:])
+                time.sleep(0.1)
+
+    def owner(self, namespace: str, service: str) -> list[str]:
+        """Nodes announcing a Service, from the ServiceL2Status objects."""
+        items = self.api.get(f"/apis/metallb.io/v1beta1/namespaces/{self.namespace}/"
+                             "servicel2statuses")["items"]
+        return sorted((o.get("status") or {}).get("node", "") for o in items
+                      if (o.get("status") or {}).get("serviceName") == service
+                      and o["status"].get("serviceNamespace") == namespace)
 
     def node(self, name: str) -> LabNode:
         return next(n for n in self.nodes if n.name == name)

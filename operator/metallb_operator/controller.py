@@ -417,8 +417,13 @@ class Controller:
             else:
                 status = {}
                 wanted = l2adv_conditions(config, name)
+            ours = {c.type for c in wanted}
+            # Condition types written by others (the speaker's AddressConflict) are kept,
+            # as seen on the object most recently delivered by the watch.
+            foreign = [c for c in (obj.get("status") or {}).get("conditions") or []
+                       if c.get("type") not in ours]
             status["conditions"] = merge_conditions(previous.get("conditions") or [], wanted,
-                                                    generation, now)
+                                                    generation, now) + foreign
             if status == previous:
                 continue
             try:

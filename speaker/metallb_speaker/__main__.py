@@ -102,10 +102,20 @@ async def run(s: SpeakerSettings) -> int:
     async def gossip_died() -> None:
         await loop.run_in_executor(None, gossip.stopped.wait)
 
+    async def dataplane_died() -> None:
+        # A data plane that stopped must not leave a speaker that wins elections but
+        # answers nothing: exit, and let the DaemonSet restart us.
+        while not isinstance(announcer, DataPlane) or announcer.is_alive():
+            await asyncio.sleep(1.0)
+
     died = asyncio.create_task(gossip_died())
+    plane_died = asyncio.create_task(dataplane_died())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({died, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({died, stopping, plane_died}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
+    if plane_died.done():
+        log.error("data plane stopped", extra={"event": "dataplaneDied"})
+        code = 1
     if gossip.stopped.is_set() and not stop.is_set():
         log.error("gossip thread stopped", extra={"event": "gossipDied",
                                                   "error": str(gossip.error)})
@@ -125,6 +135,7 @@ async def run(s: SpeakerSettings) -> int:
     await recorder.stop()
     await client.close()
     died.cancel()
+    plane_died.cancel()
     log.info("speaker stopped", extra={"event": "stopped", "node": s.node_name})
     return code
 

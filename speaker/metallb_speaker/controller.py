@@ -101,6 +101,11 @@ class SpeakerController:
             Informer(self.client, f"{crd}/l2advertisements", on_event=self._adv_event,
                      name="l2advertisements"),
         ]
+        # Our own ServiceL2Statuses: if someone removes one while we still announce
+        # (e.g. the other side of a healed partition), it is written again.
+        self._informers.append(Informer(
+            self.client, self._l2path, on_event=self._l2status_event, name="l2statuses",
+            label_selector=f"metallb.io/node={self.s.node_name}"))
         for inf in self._informers:
             self._tasks.append(asyncio.create_task(inf.run(), name=f"informer-{inf.name}"))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
@@ -182,6 +187,16 @@ class SpeakerController:
                                                       state.local, nodes)
                 self._schedule()
 
+    def _l2status_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        if kind != "DELETED":
+            return
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        ns, name = labels.get("metallb.io/service-namespace"), labels.get("metallb.io/service-name")
+        key = f"{ns}/{name}"
+        d = self.decisions.get(key)
+        if d is not None and d.reason is Reason.OWNER:
+            self._status_q.put_nowait((key, True))
+
     def _pool_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         self._crd_event(self._pools, kind, obj)
 
@@ -221,7 +236,7 @@ class SpeakerController:
             return
         inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
                      self.s.honor_exclude_label)
-        decisions = {k: self.election.decide(me, svc, inp) for k, svc in self.services.items()}
+        decisions = self.election.decide_all(me, self.services, inp)
         owned: dict[IP, tuple[str, ...]] = {}
         probe: set[IP] = set()
         for d in decisions.values():
@@ -323,6 +338,15 @@ class SpeakerController:
         await self.client.merge_patch(f"{path}/status", {"status": {
             "node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
             "interfaces": [{"name": i} for i in sorted(interfaces)]}})
+        # A node that died could not remove its status: the new owner does, so
+        # `kubectl get servicel2statuses` shows who really announces.
+        others, _ = await self.client.list_all(self._l2path, selector={"labelSelector": (
+            f"metallb.io/service-name={svc},metallb.io/service-namespace={ns}")})
+        for obj in others:
+            node = ((obj.get("metadata") or {}).get("labels") or {}).get("metallb.io/node")
+            if node and node != self.s.node_name and node not in self.view.alive:
+                with contextlib.suppress(ApiError):
+                    await self.client.delete(f"{self._l2path}/{obj['metadata']['name']}")
 
     async def _clean_stale_statuses(self) -> None:
         """Statuses this node left behind in a previous life (crash) are removed."""

@@ -11,9 +11,10 @@ Ready members (past their hold-down) are preferred; if none is ready, any live o
 The owner is the candidate with the smallest `sha256(node + "#" + first_ip)` (MetalLB's
 rule), so Services sharing an address share an owner.
 
-Cost: a Service's ranking of nodes does not depend on liveness, so it is cached; after
-a membership change the owner is the first live candidate in that ranking - usually
-O(1) per Service instead of hashing every node again.
+Cost: a Service's ranking depends only on its first address and the nodes that pass
+the static filters (labels, conditions, advertisements, endpoints), so it is cached
+and survives membership changes; after a failure the owner is the first live (ready)
+node in the cached ranking - O(position) per Service instead of hashing every node.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ class Election:
         """None if `node` may announce `svc`, else the reason it may not."""
         if node not in inp.live:
             return Reason.NOT_LIVE
+        return self.why_not_static(node, svc, inp)
+
+    def why_not_static(self, node: str, svc: ServiceState, inp: Inputs) -> Reason | None:
+        """The filters that do not depend on liveness (labels, conditions, adverts,
+        endpoints): membership changes leave their result, and the ranking, alone."""
         state = inp.nodes.get(node)
         labels = state.labels if state else {}
         if inp.honor_exclude_label and EXCLUDE_LABEL in labels:
@@ -111,14 +117,18 @@ class Election:
             return Reason.NO_LOCAL_ENDPOINTS
         return None
 
-    def decide(self, me: str, svc: ServiceState, inp: Inputs) -> Decision:
+    def decide(self, me: str, svc: ServiceState, inp: Inputs,
+               static: frozenset[str] | None = None) -> Decision:
         if not svc.ips:
             return Decision(svc.key, (), None, Reason.NO_ADDRESS)
-        eligible = frozenset(n for n in inp.live if self.why_not(n, svc, inp) is None)
-        ready = eligible & inp.ready
-        pool = ready or eligible
-        ranking = self.ranking(svc.ips[0], pool)
-        owner = ranking[0] if ranking else None
+        if static is None:
+            static = self.static_candidates(svc, inp)
+        # The ranking depends only on the address and the static filters, so it is
+        # cached across membership changes; liveness and readiness are applied to it.
+        ranking = self.ranking(svc.ips[0], static)
+        live = tuple(n for n in ranking if n in inp.live)
+        pool = tuple(n for n in live if n in inp.ready) or live  # ready ones preferred
+        owner = pool[0] if pool else None
         mine = self.why_not(me, svc, inp)
         if mine is not None:
             reason = mine
@@ -130,14 +140,31 @@ class Election:
             reason = Reason.HOLD_DOWN
         else:
             reason = Reason.NOT_OWNER
-        if owner is None and mine is None:
-            reason = Reason.NO_CANDIDATES
         interfaces: tuple[str, ...] = ()
         if owner is not None:
             owner_state = inp.nodes.get(owner)
             interfaces = _interfaces(owner, svc, inp,
                                      owner_state.labels if owner_state else {})
-        return Decision(svc.key, svc.ips, owner, reason, interfaces, ranking)
+        return Decision(svc.key, svc.ips, owner, reason, interfaces, pool)
+
+    def static_candidates(self, svc: ServiceState, inp: Inputs) -> frozenset[str]:
+        nodes = set(inp.nodes) | inp.live
+        return frozenset(n for n in nodes if self.why_not_static(n, svc, inp) is None)
+
+    def decide_all(self, me: str, services: Mapping[str, ServiceState], inp: Inputs
+                   ) -> dict[str, Decision]:
+        """One election round: the static filters are evaluated once per distinct
+        (pool, policy, endpoints), not once per Service."""
+        memo: dict[tuple[str | None, bool, frozenset[str]], frozenset[str]] = {}
+        out = {}
+        for key, svc in services.items():
+            k = (svc.pool or ",".join(svc.ips), svc.local,
+                 svc.endpoint_nodes if svc.local else frozenset())
+            static = memo.get(k)
+            if static is None:
+                static = memo[k] = self.static_candidates(svc, inp)
+            out[key] = self.decide(me, svc, inp, static)
+        return out
 
 
 def pool_of(svc: ServiceState, config: Config) -> str | None:

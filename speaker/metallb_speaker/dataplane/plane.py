@@ -10,6 +10,7 @@ conflicts) takes the slow path. Owned sets are replaced, never mutated in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -54,6 +55,7 @@ SYS_NET = Path("/sys/class/net")
 IFF_UP, IFF_LOOPBACK, IFF_NOARP = 0x1, 0x8, 0x80
 RESCAN = 2.0
 BATCH = 512
+_GONE = {errno.ENETDOWN, errno.ENXIO, errno.ENODEV, errno.EBADF}
 
 
 def scan_interfaces(root: Path = SYS_NET) -> list[IfaceInfo]:
@@ -146,7 +148,13 @@ class DataPlane(threading.Thread):
         self._wake()
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
-        return self._announcing.get(ip, ())
+        """Where `ip` is (or, while probing, is about to be) announced."""
+        with self._lock:
+            desired = self._desired[0] if self._desired is not None else self._want
+            wanted = desired.get(ip)
+        if wanted is None:
+            return ()
+        return tuple(announce_on(self.eligible, wanted))
 
     def own_macs(self) -> list[str]:
         return sorted({format_mac(i.mac) for i in scan_interfaces(self.sys_net)
@@ -181,10 +189,19 @@ class DataPlane(threading.Thread):
                     if entry is None:
                         continue
                     iface, kind = entry
-                    if kind == "arp":
-                        self._read_arp(iface)
-                    else:
-                        self._read_ndp(iface)
+                    try:
+                        if kind == "arp":
+                            self._read_arp(iface)
+                        else:
+                            self._read_ndp(iface)
+                    except OSError as exc:
+                        log.info("interface error", extra={
+                            "event": "interfaceError", "interface": iface.name,
+                            "error": str(exc)})
+                        if exc.errno in _GONE and iface.name in self._ifaces:
+                            # The link went away under us: rebuild once it is back.
+                            self._drop_iface(iface.name, str(exc))
+                            self._next_scan = 0.0
                 self._timers(self.clock())
         except BaseException as exc:
             self.error = exc

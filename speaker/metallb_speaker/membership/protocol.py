@@ -118,6 +118,7 @@ class Membership:
         self._incarnation = incarnation
         self._ready = False
         self._joined = False
+        self._established: set[str] = set()
         self._ready_at: float | None = None
         self._left = False
         self._seeds: dict[str, str] = {}
@@ -274,8 +275,14 @@ class Membership:
         self._changes.append(Change(rec.name, rec.status, rec.ready, rec.incarnation, reason))
 
     def _apply(self, rec: Record, now: float, reason: str) -> bool:
+        first_sight = rec.name not in self.table
         if not self.table.apply(rec, now):
             return False
+        if first_sight and rec.status is Status.ALIVE and rec.ready:
+            # Ready before we ever saw it: an established member we must not take
+            # addresses from. A member that turns ready later formed the cluster with
+            # us (cold start), and does not put us on hold-down.
+            self._established.add(rec.name)
         self._outbox.append(rec)
         self._record_change(rec, reason)
         if rec.status is Status.ALIVE:
@@ -317,7 +324,7 @@ class Membership:
         if self._ready_at is None:
             others_ready = any(
                 r.ready for r in self.table.records()
-                if r.name != self.name and r.status is Status.ALIVE)
+                if r.name in self._established and r.status is Status.ALIVE)
             if others_ready:
                 self._ready_at = self._started + self.cfg.hold_down
             elif now - self._started >= self.cfg.join_wait:
@@ -392,11 +399,7 @@ class Membership:
                    if m not in suspects]
         others = [n for n in self.table.names() if n not in (*suspects, *helpers)]
         self.rng.shuffle(others)
-        # Prefer helpers we heard from lately (sure to be up), keeping the order above.
-        fresh = self.cfg.suspect_after
-        helpers = sorted(helpers + others,
-                         key=lambda n: now - self._heard.get(n, -1e9) > fresh)
-        helpers = helpers[: self.cfg.indirect_probes]
+        helpers = (helpers + others)[: self.cfg.indirect_probes]
         endpoint = self._endpoint(target)
         for h in helpers:
             out.append(self._send(h, PingReq(pid, target, endpoint)))

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test tier.
+"""Fixtures shared by every test tier (tests/ and e2e/tests/).
 
 Tiers are pytest markers: `unit` (pure), `cluster` (real kube-apiserver + etcd built
 from Go modules) and `netns` (root + network namespaces). Every test must carry one.

@@ -1,0 +1,63 @@
+"""A client that requests http://VIP/ every `interval` and records each outcome.
+
+Run inside the lab's client namespace (`ip netns exec ... python -m metallb_lab.prober`);
+prints one JSON document: [{"t": seconds since start, "ok": bool, "node": "node-2"}].
+Used by the failover tests and bench/failover.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import signal
+import sys
+import time
+
+
+def probe(vip: str, timeout: float) -> tuple[bool, str]:
+    conn = http.client.HTTPConnection(vip, 80, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace").strip()
+        return resp.status == 200, body.removeprefix("served by ")
+    except OSError:
+        return False, ""
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("vip")
+    ap.add_argument("--interval", type=float, default=0.01)
+    ap.add_argument("--timeout", type=float, default=0.1)
+    ap.add_argument("--duration", type=float, default=10.0)
+    a = ap.parse_args(argv)
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    out = []
+    start = time.monotonic()
+    nxt = start
+    while not stop and time.monotonic() - start < a.duration:
+        t = time.monotonic() - start
+        ok, node = probe(a.vip, a.timeout)
+        out.append({"t": round(t, 4), "ok": ok, "node": node})
+        nxt += a.interval
+        delay = nxt - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            nxt = time.monotonic()
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,733 @@
+"""metallbctl: the user CLI of metallb-py.
+
+    metallbctl validate -f FILE [-f FILE ...]   check IPAddressPools + L2Advertisements offline
+    metallbctl convert -f CONFIGMAP.yaml        MetalLB v0.12 ConfigMap -> metallb.io/v1beta1 CRs
+    metallbctl status [-n NS]                   pools, LoadBalancer Services, who announces them
+
+Pure logic first (`load_documents`, `validate_documents`, `convert_configmap`,
+`render_status`), thin I/O around it (`main`, `fetch_status`). Validation is the same
+`metallb_api.config.build_config` the operator and the speaker run, so what `validate`
+accepts is exactly what becomes Ready in the cluster.
+
+Exit codes: 0 fine, 1 problems found (invalid configuration, API error),
+2 unusable input (unreadable file, YAML syntax error, no kubeconfig, bad flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from metallb_api import API_VERSION, GROUP, VERSION
+from metallb_api.addresses import AddressError, Family, parse_entry
+from metallb_api.config import Config, ProblemReason, build_config
+from metallb_api.service import ALLOCATED_FROM_POOL
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_INPUT = 2
+
+DEFAULT_NAMESPACE = "metallb-system"
+POOL_KIND = "IPAddressPool"
+L2ADV_KIND = "L2Advertisement"
+L2STATUS_KIND = "ServiceL2Status"
+BGP_KINDS = frozenset({"BGPPeer", "BGPAdvertisement", "BFDProfile", "Community"})
+NAME_MAX = 253
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+class InputError(Exception):
+    """Input the CLI cannot work with at all (exit 2): printed as one clear line."""
+
+
+# -- documents -----------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader that keeps timestamps as strings, as the API server's JSON does
+    (`creationTimestamp` orders overlapping pools in build_config)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # file name, or "<stdin>"
+    index: int  # 1-based position of the YAML document in its source
+    body: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind") or "")
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion") or "")
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        meta = self.body.get("metadata")
+        return meta if isinstance(meta, Mapping) else {}
+
+    @property
+    def name(self) -> str:
+        name = self.metadata.get("name")
+        return "" if name is None else str(name)
+
+    @property
+    def namespace(self) -> str:
+        ns = self.metadata.get("namespace")
+        return "" if ns is None else str(ns)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} (document {self.index})"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind or '<no kind>'}/{self.name or '<no name>'}"
+
+
+def _yaml_error(source: str, exc: yaml.YAMLError, text: str = "") -> InputError:
+    """One line naming the place and the problem, then the offending line and a caret."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if mark is None or not problem:
+        return InputError(f"{source}: invalid YAML: {' '.join(str(exc).split())}")
+    message = (f"{source}: line {mark.line + 1}, column {mark.column + 1}: invalid YAML: "
+               f"{problem}" + (f" ({context})" if context else ""))
+    lines = text.splitlines()
+    if 0 <= mark.line < len(lines):
+        message += f"\n    {lines[mark.line]}\n    {' ' * mark.column}^"
+    return InputError(message)
+
+
+def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
+    """Every non-empty YAML document of `text`; `kind: List` is expanded into its items.
+    Raises InputError (never a traceback) on a YAML syntax error or a non-object document."""
+    out: list[Document] = []
+    try:
+        for index, body in enumerate(yaml.load_all(text, Loader=_Loader), start=1):
+            if body is None:
+                continue
+            if not isinstance(body, dict):
+                raise InputError(
+                    f"{source} (document {index}): expected a Kubernetes object (a mapping), "
+                    f"got a {_type_name(body)}")
+            items = body.get("items")
+            if body.get("kind") == "List" and isinstance(items, list):
+                out.extend(Document(source, index, item) for item in items
+                           if isinstance(item, dict))
+            else:
+                out.append(Document(source, index, body))
+    except yaml.YAMLError as exc:
+        raise _yaml_error(source, exc, text) from None
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number",
+            bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def read_sources(paths: Sequence[str], stdin: TextIO) -> list[Document]:
+    """Read and parse `-f` arguments (`-` is stdin) into documents."""
+    docs: list[Document] = []
+    for path in paths:
+        if path == "-":
+            docs.extend(load_documents(stdin.read(), "<stdin>"))
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a UTF-8 text file") from None
+        docs.extend(load_documents(text, path))
+    return docs
+
+
+def valid_object_name(name: str) -> bool:
+    """A Kubernetes object name (DNS-1123 subdomain), as the API server requires."""
+    return 0 < len(name) <= NAME_MAX and _NAME_RE.fullmatch(name) is not None
+
+
+# -- validate ------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What a subcommand prints and its exit code; `main` only writes it out."""
+
+    out: list[str] = field(default_factory=list)
+    err: list[str] = field(default_factory=list)
+    code: int = EXIT_OK
+
+    def write(self, stdout: TextIO, stderr: TextIO) -> int:
+        for line in self.out:
+            print(line, file=stdout)
+        for line in self.err:
+            print(line, file=stderr)
+        return self.code
+
+
+def _classify(doc: Document) -> str | None:
+    """None when the document is one validate checks, else why it is ignored."""
+    kind, api = doc.kind, doc.api_version
+    if api == API_VERSION and kind in (POOL_KIND, L2ADV_KIND):
+        return None
+    if api.startswith(GROUP + "/"):
+        if kind in (POOL_KIND, L2ADV_KIND):
+            return f"metallb-py serves {kind} as {API_VERSION} only, not {api}"
+        if kind in BGP_KINDS:
+            return "BGP is not supported by metallb-py"
+        if kind == L2STATUS_KIND:
+            return "status object written by the speaker"
+        return f"unknown {GROUP} kind"
+    if kind == "ConfigMap" and _configmap_config(doc.body) is not None:
+        return (f"a MetalLB v0.12 configuration ConfigMap: convert it with "
+                f"`metallbctl convert -f {doc.source}`")
+    if not kind:
+        return "not a Kubernetes object (no kind)"
+    return f"not a {GROUP} object"
+
+
+def _flags(pool_body: Mapping[str, Any]) -> str:
+    spec = pool_body.get("spec") or {}
+    flags = []
+    if spec.get("autoAssign") is False:
+        flags.append("autoAssign: false")
+    if spec.get("avoidBuggyIPs") is True:
+        flags.append("avoidBuggyIPs: true")
+    return "".join(f"; {f}" for f in flags)
+
+
+def pool_summary(name: str, addresses: Sequence[str], config: Config,
+                 body: Mapping[str, Any]) -> str:
+    pool = config.pools[name]
+    return (f"{POOL_KIND}/{name}: {', '.join(addresses)}; usable IPv4: "
+            f"{pool.size(Family.V4)}, IPv6: {pool.size(Family.V6)}{_flags(body)}")
+
+
+def validate_documents(docs: Sequence[Document]) -> Report:
+    """Run build_config over the IPAddressPools and L2Advertisements among `docs`.
+
+    Problems: `KIND/NAME: reason: message` on stdout, exit 1. Otherwise one summary
+    line per pool and advertisement, exit 0. Ignored documents are noted on stderr."""
+    report = Report()
+    selected: list[Document] = []
+    problems: list[tuple[str, str, str, str]] = []
+    seen: dict[tuple[str, str], list[Document]] = {}
+    for doc in docs:
+        why = _classify(doc)
+        if why is not None:
+            report.err.append(f"note: {doc.where}: ignored {doc.ref}: {why}")
+            continue
+        if not valid_object_name(doc.name):
+            problems.append((doc.kind, doc.name or "<no name>", "InvalidName",
+                             f"{doc.where}: metadata.name {doc.name!r} is not a valid "
+                             f"Kubernetes name (lowercase letters, digits, '-' and '.')"
+                             if doc.name else f"{doc.where}: metadata.name is required"))
+            continue
+        # Without a namespace an object lands wherever it is applied: it clashes with a
+        # same-named object of any namespace.
+        first = next((d for d in seen.get((doc.kind, doc.name), [])
+                      if not d.namespace or not doc.namespace or d.namespace == doc.namespace),
+                     None)
+        if first is not None:
+            problems.append((doc.kind, doc.name, "DuplicateName",
+                             f"{doc.where} defines it again (first in {first.where})"))
+            continue
+        seen.setdefault((doc.kind, doc.name), []).append(doc)
+        selected.append(doc)
+
+    if not selected and not problems:
+        report.err.append(f"error: no {API_VERSION} {POOL_KIND} or {L2ADV_KIND} in the input")
+        report.code = EXIT_PROBLEMS
+        return report
+
+    # The operator reads one namespace: validate each namespace's objects together;
+    # objects without a namespace land wherever they are applied, so they join each.
+    namespaces = sorted({d.namespace for d in selected if d.namespace})
+    if len(namespaces) > 1:
+        report.err.append("note: the documents span namespaces " + ", ".join(namespaces)
+                          + ": each is validated on its own (the operator reads one)")
+    summaries: dict[tuple[str, str], str] = {}
+    unadvertised: dict[str, None] = {}
+    for ns in namespaces or [""]:
+        group = [d for d in selected if d.namespace in (ns, "")]
+        pools = [d for d in group if d.kind == POOL_KIND]
+        config = build_config([d.body for d in pools],
+                              [d.body for d in group if d.kind == L2ADV_KIND])
+        problems.extend((p.kind, p.name, str(p.reason), p.message) for p in config.problems)
+        for doc in pools:
+            if doc.name in config.pools:
+                addresses = [str(a).strip() for a in doc.body["spec"]["addresses"]]
+                summaries[(POOL_KIND, doc.name)] = pool_summary(doc.name, addresses, config,
+                                                                doc.body)
+                if doc.name not in config.advertised_pools():
+                    unadvertised[doc.name] = None
+        for adv in config.l2advertisements.values():
+            summaries[(L2ADV_KIND, adv.name)] = _adv_summary(config, adv.name)
+
+    if problems:
+        for kind, name, reason, message in dict.fromkeys(problems):
+            report.out.append(f"{kind}/{name}: {reason}: {message}")
+        if any(p[2] == ProblemReason.OVERLAPS_POOL for p in problems) and not all(
+                d.metadata.get("creationTimestamp") for d in selected if d.kind == POOL_KIND):
+            report.err.append("note: without creationTimestamp (as in files), overlapping "
+                              "pools are ordered by name: the first name keeps the addresses")
+        report.code = EXIT_PROBLEMS
+        return report
+    report.out.extend(summaries[k] for k in sorted(summaries, key=lambda k: (k[0] != POOL_KIND,
+                                                                            k[1])))
+    if any(d.kind == L2ADV_KIND for d in selected):
+        report.err.extend(
+            f"warning: {POOL_KIND}/{name}: no L2Advertisement selects it: its addresses "
+            f"would be assigned but not announced" for name in unadvertised)
+    return report
+
+
+def _adv_summary(config: Config, name: str) -> str:
+    adv = config.l2advertisements[name]
+    line = f"{L2ADV_KIND}/{name}: announces " + (", ".join(sorted(adv.pools)) or "no pools")
+    if adv.node_selectors:
+        line += f"; from nodes matching {len(adv.node_selectors)} selector(s)"
+    if adv.interfaces:
+        line += "; interfaces " + ", ".join(adv.interfaces)
+    return line
+
+
+# -- convert -------------------------------------------------------------------------------
+
+V012_POOL_KEYS = frozenset({"name", "protocol", "addresses", "auto-assign", "avoid-buggy-ips",
+                            "bgp-advertisements"})
+V012_BGP_KEYS = ("peers", "bgp-communities")
+
+
+@dataclass
+class Conversion:
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    source: str = ""  # "ConfigMap NS/NAME" the pools came from
+
+
+def _configmap_config(body: Mapping[str, Any]) -> Any:
+    data = body.get("data")
+    if not isinstance(data, Mapping) or "config" not in data:
+        return None
+    return data["config"]
+
+
+def _find_config(docs: Sequence[Document]) -> tuple[str, str, Any]:
+    """(what, where, parsed v0.12 configuration) from a ConfigMap, or a bare config file."""
+    candidates = [d for d in docs if d.kind == "ConfigMap" and _configmap_config(d.body)
+                  is not None]
+    bare = [d for d in docs if not d.kind and "address-pools" in d.body]
+    if len(candidates) > 1:
+        names = ", ".join(f"{d.namespace or '-'}/{d.name}" for d in candidates)
+        raise InputError(f"several ConfigMaps hold data.config ({names}): pass one at a time")
+    if candidates:
+        doc = candidates[0]
+        what = f"ConfigMap {doc.namespace + '/' if doc.namespace else ''}{doc.name or '<no name>'}"
+        text = _configmap_config(doc.body)
+        if not isinstance(text, str):
+            raise InputError(f"{doc.where}: {what}: data.config must be a string")
+        where = f"{doc.where}: {what} data.config"
+        try:
+            parsed = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(where, exc, text) from None
+        return what, where, parsed
+    if bare:
+        return f"configuration file {bare[0].source}", bare[0].where, bare[0].body
+    seen = ", ".join(d.ref for d in docs) or "no documents"
+    raise InputError(f"no MetalLB v0.12 ConfigMap (a ConfigMap with data.config) in the "
+                     f"input ({seen})")
+
+
+def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPACE
+                      ) -> Conversion:
+    """MetalLB v0.12 ConfigMap -> IPAddressPools (same names, camelCased fields) and one
+    L2Advertisement per layer2 pool. BGP pools are converted but not advertised (warning).
+    The result is run through `validate_documents`; anything it refuses is an error."""
+    what, where, config = _find_config(docs)
+    conv = Conversion(source=what)
+    if not isinstance(config, Mapping):
+        conv.errors.append(f"{where}: expected a mapping with address-pools, got a "
+                           f"{_type_name(config)}")
+        return conv
+    for key in config:
+        if key in V012_BGP_KEYS:
+            conv.warnings.append(f"{where}: {key}: BGP is not supported by metallb-py; "
+                                 f"not converted")
+        elif key != "address-pools":
+            conv.warnings.append(f"{where}: unknown field {key!r} ignored")
+    entries = config.get("address-pools")
+    if not isinstance(entries, list) or not entries:
+        conv.errors.append(f"{where}: address-pools: expected a non-empty list of pools")
+        return conv
+
+    pools: list[dict[str, Any]] = []
+    advs: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, entry in enumerate(entries):
+        at = f"address-pools[{i}]"
+        if not isinstance(entry, Mapping):
+            conv.errors.append(f"{at}: expected a mapping, got a {_type_name(entry)}")
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            conv.errors.append(f"{at}: name: required (a string)")
+            continue
+        at = f"{at} ({name})"
+        if not valid_object_name(name):
+            conv.errors.append(
+                f"{at}: name: {name!r} is not a valid Kubernetes object name (lowercase "
+                f"letters, digits, '-' and '.'); rename the pool, and the Services' "
+                f"metallb.universe.tf/address-pool annotations that name it")
+            continue
+        if name in names:
+            conv.errors.append(f"{at}: name: duplicate pool name")
+            continue
+        names.add(name)
+        errors = _check_pool(entry, at, conv.warnings)
+        if errors:
+            conv.errors.extend(errors)
+            continue
+        pools.append(_pool_manifest(entry, namespace))
+        if entry["protocol"] == "layer2":
+            advs.append(_l2adv_manifest(name, namespace))
+        else:
+            conv.warnings.append(
+                f"{POOL_KIND}/{name}: protocol bgp is not supported by metallb-py: the pool "
+                f"is converted but no L2Advertisement is created, so its addresses are "
+                f"assigned but not announced (add an L2Advertisement to announce them over "
+                f"layer 2)")
+    if conv.errors:
+        return conv
+    conv.manifests = pools + advs
+    check = validate_documents([Document("<converted>", i, m)
+                                for i, m in enumerate(conv.manifests, start=1)])
+    if check.code != EXIT_OK:
+        conv.errors.extend(check.out + [e for e in check.err if not e.startswith("warning:")])
+        conv.manifests = []
+    return conv
+
+
+def _check_pool(entry: Mapping[str, Any], at: str, warnings: list[str]) -> list[str]:
+    errors: list[str] = []
+    protocol = entry.get("protocol")
+    if protocol not in ("layer2", "bgp"):
+        errors.append(f"{at}: protocol: expected layer2 or bgp, got {protocol!r}")
+    addresses = entry.get("addresses")
+    if not isinstance(addresses, list) or not addresses:
+        errors.append(f"{at}: addresses: expected a non-empty list")
+    else:
+        for j, address in enumerate(addresses):
+            try:
+                parse_entry(str(address))
+            except AddressError as exc:
+                errors.append(f"{at}: addresses[{j}]: {exc}")
+    for key in ("auto-assign", "avoid-buggy-ips"):
+        if key in entry and not isinstance(entry[key], bool):
+            errors.append(f"{at}: {key}: expected true or false, got {entry[key]!r}")
+    for key in entry:
+        if key not in V012_POOL_KEYS:
+            warnings.append(f"{at}: unknown field {key!r} ignored")
+    if "bgp-advertisements" in entry:
+        warnings.append(f"{at}: bgp-advertisements: BGP is not supported by metallb-py; "
+                        f"not converted")
+    return errors
+
+
+def _pool_manifest(entry: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": POOL_KIND,
+        "metadata": {"name": entry["name"], "namespace": namespace},
+        "spec": {
+            "addresses": [str(a).strip() for a in entry["addresses"]],
+            "autoAssign": bool(entry.get("auto-assign", True)),
+            "avoidBuggyIPs": bool(entry.get("avoid-buggy-ips", False)),
+        },
+    }
+
+
+def _l2adv_manifest(pool: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": L2ADV_KIND,
+        "metadata": {"name": pool, "namespace": namespace},
+        "spec": {"ipAddressPools": [pool]},
+    }
+
+
+def dump_manifests(manifests: Iterable[Mapping[str, Any]], header: str = "") -> str:
+    """A multi-document YAML stream `kubectl apply -f -` accepts."""
+    parts = [yaml.safe_dump(dict(m), sort_keys=False, default_flow_style=False)
+             for m in manifests]
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + "".join(f"---\n{p}" for p in parts)
+
+
+def convert_report(docs: Sequence[Document], namespace: str) -> Report:
+    conv = convert_configmap(docs, namespace)
+    report = Report(err=[f"warning: {w}" for w in conv.warnings])
+    if conv.errors:
+        report.err.extend(f"error: {e}" for e in conv.errors)
+        report.err.append(f"error: {conv.source} not converted")
+        report.code = EXIT_PROBLEMS
+        return report
+    header = f"Converted by metallbctl from MetalLB v0.12 {conv.source}."
+    report.out.append(dump_manifests(conv.manifests, header).rstrip("\n"))
+    pools = sum(1 for m in conv.manifests if m["kind"] == POOL_KIND)
+    report.err.append(f"converted {pools} {POOL_KIND}(s) and {len(conv.manifests) - pools} "
+                      f"{L2ADV_KIND}(s) into namespace {namespace}")
+    return report
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = obj.get("status") or {}
+    conds = status.get("conditions") if isinstance(status, Mapping) else None
+    return {str(c.get("type")): c for c in conds or [] if isinstance(c, Mapping)}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]]
+
+
+def _name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _ingress(svc: Mapping[str, Any]) -> list[str]:
+    lb = (svc.get("status") or {}).get("loadBalancer") or {}
+    return [str(i.get("ip") or i.get("hostname")) for i in lb.get("ingress") or []
+            if isinstance(i, Mapping) and (i.get("ip") or i.get("hostname"))]
+
+
+def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping[str, Any]],
+                  statuses: Sequence[Mapping[str, Any]], *, namespace: str | None = None
+                  ) -> str:
+    """The `metallbctl status` text from plain API objects (camelCase JSON as dicts):
+    IPAddressPools of the namespace, LoadBalancer Services, ServiceL2Statuses."""
+    lines: list[str] = []
+    warnings: list[str] = []
+    in_ns = f" in namespace {namespace}" if namespace else ""
+    rows = []
+    no_status = []
+    for pool in sorted(pools, key=_name):
+        _, name = _name(pool)
+        spec = pool.get("spec") or {}
+        status = pool.get("status") or {}
+        conds = _conditions(pool)
+        ready = conds.get("Ready")
+        assigned = status.get("assignedTotal")
+        available = status.get("availableTotal")
+        rows.append([
+            name,
+            ",".join(str(a) for a in spec.get("addresses") or []) or "-",
+            "-" if assigned is None else str(assigned),
+            "-" if available is None else str(available),
+            f"{ready.get('status')}/{ready.get('reason')}" if ready else "-",
+        ])
+        if not conds:
+            no_status.append(name)
+        for ctype in ("Ready", "Advertised"):
+            cond = conds.get(ctype)
+            if cond and cond.get("status") == "False":
+                warnings.append(f"{POOL_KIND}/{name}: {ctype}=False {cond.get('reason')}: "
+                                f"{cond.get('message')}")
+    if rows:
+        lines += _table(["POOL", "ADDRESSES", "ASSIGNED", "AVAILABLE", "READY/REASON"], rows)
+    else:
+        lines.append(f"No {POOL_KIND}s{in_ns}.")
+    if no_status:
+        warnings.append(f"{POOL_KIND}/{', '.join(no_status)}: no status yet: is the "
+                        f"metallb-py operator running{in_ns}?")
+
+    announcers: dict[tuple[str, str], set[str]] = {}
+    for st in statuses:
+        s = st.get("status") or {}
+        if isinstance(s, Mapping) and s.get("node") and s.get("serviceName"):
+            key = (str(s.get("serviceNamespace") or ""), str(s["serviceName"]))
+            announcers.setdefault(key, set()).add(str(s["node"]))
+    rows = []
+    for svc in sorted(services, key=_name):
+        ns, name = _name(svc)
+        annotations = (svc.get("metadata") or {}).get("annotations") or {}
+        rows.append([
+            f"{ns}/{name}",
+            ",".join(_ingress(svc)) or "<pending>",
+            str(annotations.get(ALLOCATED_FROM_POOL) or "-"),
+            ",".join(sorted(announcers.get((ns, name), ()))) or "-",
+        ])
+    lines.append("")
+    if rows:
+        lines += _table(["SERVICE", "EXTERNAL-IP", "POOL", "ANNOUNCED BY"], rows)
+    else:
+        lines.append("No LoadBalancer Services.")
+    if warnings:
+        lines += ["", "WARNINGS:"] + [f"  {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+def default_kubeconfig() -> str:
+    return os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+
+
+def api_client(kubeconfig: str | None, context: str | None = None) -> Any:
+    """A `kubernetes.client.ApiClient` (imported lazily: validate/convert never need it)."""
+    import kubernetes
+
+    if kubeconfig is None and not os.environ.get("KUBECONFIG") and not Path(
+            default_kubeconfig()).exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return kubernetes.client.ApiClient()
+    path = kubeconfig or default_kubeconfig()
+    files = [p for p in path.split(os.pathsep) if p]
+    if not any(Path(p).expanduser().is_file() for p in files):
+        raise InputError(f"kubeconfig {path} not found: pass --kubeconfig or set $KUBECONFIG")
+    try:
+        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context)
+    except (kubernetes.config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"kubeconfig {path}: {exc}") from None
+
+
+def fetch_status(client: Any, namespace: str, timeout: float = 30.0
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(IPAddressPools in `namespace`, LoadBalancer Services in every namespace,
+    ServiceL2Statuses in `namespace`) as plain JSON dicts."""
+    import kubernetes
+
+    custom = kubernetes.client.CustomObjectsApi(client)
+
+    def custom_items(plural: str) -> list[dict[str, Any]]:
+        resp: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural,
+                                                    _request_timeout=timeout)
+        return list(resp.get("items") or [])
+
+    pools = custom_items("ipaddresspools")
+    statuses = custom_items("servicel2statuses")
+    core = kubernetes.client.CoreV1Api(client)
+    raw: Any = core.list_service_for_all_namespaces(_preload_content=False,
+                                                    _request_timeout=timeout)
+    services = [s for s in json.loads(raw.data).get("items") or []
+                if (s.get("spec") or {}).get("type") == "LoadBalancer"]
+    return pools, services, statuses
+
+
+def _api_error(exc: Exception) -> str:
+    status = getattr(exc, "status", None)
+    if status is None:
+        return f"cannot reach the API server: {exc}"
+    message = getattr(exc, "reason", "") or ""
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(getattr(exc, "body", "") or "{}").get("message") or message
+    if status == 404:
+        return f"API server: 404 {message} (are the {GROUP} CRDs installed?)"
+    return f"API server: {status} {message}"
+
+
+def status_report(kubeconfig: str | None, context: str | None, namespace: str) -> Report:
+    import kubernetes
+    import urllib3
+
+    client = api_client(kubeconfig, context)
+    try:
+        pools, services, statuses = fetch_status(client, namespace)
+    except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        return Report(err=[f"error: {_api_error(exc)}"], code=EXIT_PROBLEMS)
+    finally:
+        client.close()
+    return Report(out=[render_status(pools, services, statuses, namespace=namespace)])
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metallbctl", description="metallb-py command line: validate, convert, status.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "validate", help="check IPAddressPool/L2Advertisement manifests offline",
+        description="Check IPAddressPool and L2Advertisement manifests with the same rules "
+                    "as the operator. Exit 1 on problems, 2 on unreadable input.")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
+                   help="YAML file with one or more documents; '-' reads stdin (repeatable)")
+
+    p = sub.add_parser(
+        "convert", help="convert a MetalLB v0.12 ConfigMap into metallb.io/v1beta1 objects",
+        description="Print IPAddressPools and L2Advertisements for a MetalLB v0.12 "
+                    "ConfigMap, ready for `kubectl apply -f -`.")
+    p.add_argument("-f", "--filename", required=True, metavar="FILE",
+                   help="the ConfigMap (YAML, may hold other documents); '-' reads stdin")
+    p.add_argument("-n", "--namespace", default=DEFAULT_NAMESPACE,
+                   help=f"namespace of the generated objects (default {DEFAULT_NAMESPACE})")
+
+    p = sub.add_parser(
+        "status", help="show pools, LoadBalancer Services and who announces them",
+        description="Read IPAddressPools, LoadBalancer Services and ServiceL2Statuses "
+                    "from the cluster.")
+    p.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+    p.add_argument("--context", default=None, help="kubeconfig context (default: current)")
+    p.add_argument("-n", "--namespace", default=DEFAULT_NAMESPACE,
+                   help=f"namespace of metallb-py (default {DEFAULT_NAMESPACE})")
+    return parser
+
+
+def run(args: argparse.Namespace, stdin: TextIO) -> Report:
+    if args.command == "validate":
+        return validate_documents(read_sources(args.filename, stdin))
+    if args.command == "convert":
+        return convert_report(read_sources([args.filename], stdin), args.namespace)
+    return status_report(args.kubeconfig, args.context, args.namespace)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
+    try:
+        report = run(args, sys.stdin)
+    except InputError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_INPUT
+    try:
+        return report.write(stdout, stderr)
+    except BrokenPipeError:  # `metallbctl convert ... | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return EXIT_PROBLEMS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
