@@ -21,6 +21,9 @@ class Announcer(Protocol):
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
         """Where `ip` is actually being announced right now."""
 
+    def reannounce(self) -> None:
+        """Announce every owned address again (someone may have taken them meanwhile)."""
+
     def close(self) -> None: ...
 
 
@@ -37,6 +40,9 @@ class MembershipOnly:
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
         return self.owned.get(ip, ())
+
+    def reannounce(self) -> None:
+        pass
 
     def close(self) -> None:
         self.owned = {}

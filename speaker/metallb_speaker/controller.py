@@ -82,6 +82,7 @@ class SpeakerController:
         self.synced = asyncio.Event()
         self.last_recompute_at = 0.0
         self._seen_owned: set[str] = set()  # addresses any node announced before
+        self._reassert = False
         self.peer_macs: dict[str, frozenset[str]] = {}
         self._conflicts: dict[str, set[str]] = {}  # ip -> foreign MACs
 
@@ -134,6 +135,10 @@ class SpeakerController:
         self.view = view
         for c in changes:
             self.metrics.member_changes.labels(c.reason).inc()
+            if c.name == self.s.node_name and c.reason == "refuted":
+                # Others thought we were gone (stall, partition) and may have announced
+                # our addresses meanwhile: claim them again on the wire and in the API.
+                self._reassert = True
         self.metrics.members.labels("alive").set(len(view.alive))
         self.metrics.members.labels("ready").set(len(view.ready))
         self._recompute()  # failover path: no coalescing delay
@@ -255,6 +260,12 @@ class SpeakerController:
                     # probe for a foreign user first. Failovers skip this: no delay.
                     probe.add(ip)
         self.announcer.set_owned(owned, frozenset(probe))
+        if self._reassert:
+            self._reassert = False
+            self.announcer.reannounce()
+            for key, d in decisions.items():
+                if d.reason is Reason.OWNER:
+                    self._status_q.put_nowait((key, True))
         counts = Counter(d.reason for d in decisions.values())
         for reason in Reason:
             self.metrics.decisions.labels(str(reason)).set(counts.get(reason, 0))

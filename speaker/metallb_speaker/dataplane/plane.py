@@ -23,6 +23,7 @@ from pathlib import Path
 from metallb_api.addresses import IP, Family
 from metallb_speaker.dataplane import rawsock
 from metallb_speaker.dataplane.policy import (
+    GARP_OFFSETS,
     ConflictEvent,
     ConflictTracker,
     IfaceInfo,
@@ -137,6 +138,7 @@ class DataPlane(threading.Thread):
         self._conflicts = ConflictTracker()
         self._announcing: dict[IP, tuple[str, ...]] = {}
         self._next_scan = 0.0
+        self._reannounce = False
         self.eligible: list[str] = []
         self.error: BaseException | None = None
 
@@ -145,6 +147,10 @@ class DataPlane(threading.Thread):
                   probe: frozenset[IP] = frozenset()) -> None:
         with self._lock:
             self._desired = (dict(owned), probe)
+        self._wake()
+
+    def reannounce(self) -> None:
+        self._reannounce = True
         self._wake()
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
@@ -272,6 +278,12 @@ class DataPlane(threading.Thread):
 
     # -- ownership ------------------------------------------------------------------
     def _apply_desired(self) -> None:
+        if self._reannounce:
+            self._reannounce = False
+            now = self.clock()
+            for st in self._owned.values():
+                if st.phase is Phase.ANNOUNCING:
+                    st.garp_due = [now + o for o in GARP_OFFSETS]
         with self._lock:
             desired, self._desired = self._desired, None
         if desired is None:
