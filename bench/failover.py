@@ -17,6 +17,7 @@ Run: .venv/bin/python -m bench.failover [--trials 20]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -97,7 +98,7 @@ def trial(lab: NetLab, vip: str, kind: str) -> dict[str, Any]:
     failed = [r for r in results if not r["ok"]]
     # The outage is the longest gap between two successful requests (10 ms apart when
     # all is well), which covers both refused (RST) and timed-out requests.
-    gaps = [(b["t"] - a["t"], b) for a, b in zip(ok, ok[1:], strict=False)]
+    gaps = [(b["t"] - a["t"], b) for a, b in itertools.pairwise(ok)]
     gap, first_after = max(gaps, key=lambda g: g[0]) if gaps else (float("nan"), None)
     moved_to = next((r["node"] for r in ok if r["node"] != node.name), None)
     return {"kind": kind, "from": node.name, "to": moved_to, "outage_s": round(gap, 4),

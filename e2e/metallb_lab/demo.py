@@ -58,8 +58,8 @@ def kubectl(cp: ControlPlane, *args: str, stdin: str | None = None) -> str:
 
 def main() -> int:
     with ControlPlane(ControlPlaneConfig()) as cp:
-        step(f"real control plane up: {cp.server} "
-             f"({json.loads(cp.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion']})")
+        version = json.loads(cp.kubectl("version", "-o", "json").stdout)["serverVersion"]
+        step(f"real control plane up: {cp.server} ({version['gitVersion']})")
         step("helm install metallb-py charts/metallb-py -n metallb-system --create-namespace")
         helm = subprocess.run(
             [find_tool("helm"), "install", "metallb-py", str(REPO_ROOT / "charts/metallb-py"),
