@@ -266,18 +266,21 @@ class Controller:
 
     async def _execute(self, view: ServiceView, plan: ServicePlan) -> None:
         rv = view.resource_version
+        annotations = plan.annotation_patch(view)
         if plan.status_differs(view):
             assert plan.ingress is not None
-            body = {
-                "metadata": {"resourceVersion": rv},
-                "status": {"loadBalancer": {"ingress": [
-                    {"ip": ip, "ipMode": "VIP"} for ip in plan.ingress]}},
-            }
+            meta: dict[str, Any] = {"resourceVersion": rv}
+            if annotations:
+                # Services' /status keeps metadata changes (only spec is reset), so the
+                # pool annotation rides along: one write per allocation, not two.
+                meta["annotations"] = annotations
+            body = {"metadata": meta, "status": {"loadBalancer": {"ingress": [
+                {"ip": ip, "ipMode": "VIP"} for ip in plan.ingress]}}}
             fresh = await self._write(view, "/status", body)
             if fresh is None:
                 return
             rv = fresh.resource_version
-        annotations = plan.annotation_patch(view)
+            annotations = plan.annotation_patch(fresh)  # None unless it was dropped
         if annotations:
             fresh = await self._write(view, "", {
                 "metadata": {"resourceVersion": rv, "annotations": annotations}})
