@@ -131,11 +131,9 @@ class Election:
         owner = pool[0] if pool else None
         mine = self.why_not(me, svc, inp)
         if mine is not None:
-            reason = mine
+            reason = mine  # why not me is more useful than "nobody" (e.g. no advertisement)
         elif owner == me:
             reason = Reason.OWNER
-        elif owner is None:
-            reason = Reason.NO_CANDIDATES
         elif me not in pool:
             reason = Reason.HOLD_DOWN
         else:
@@ -168,8 +166,10 @@ class Election:
 
 
 def pool_of(svc: ServiceState, config: Config) -> str | None:
+    # One pool name: use it. Several ("a,b", addresses from two pools) or a stale name:
+    # the pool holding the first address, which is also the one the ranking hashes.
     if svc.pool and (svc.pool in config.pools or svc.pool in config.held_ranges):
-        return svc.pool.split(",")[0]
+        return svc.pool
     for ip_text in svc.ips:
         try:
             ip = parse_ip(ip_text)
