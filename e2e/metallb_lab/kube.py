@@ -102,3 +102,18 @@ class Json:
                 return False
             raise
         return True
+
+
+METALLB_KINDS = ("IPAddressPool", "L2Advertisement")
+
+
+def apply_manifest(cp: ControlPlane, manifest: str, namespace: str) -> str:
+    """kubectl apply a YAML manifest; metallb.io objects without a namespace go to
+    `namespace` (where the operator and speakers look for them)."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    for d in docs:
+        if d.get("kind") in METALLB_KINDS:
+            d.setdefault("metadata", {}).setdefault("namespace", namespace)
+    return cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs)).stdout

@@ -35,10 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
-
 from metallb_lab.controlplane import ControlPlane
-from metallb_lab.kube import Json
+from metallb_lab.kube import Json, apply_manifest
 from metallb_lab.netns import Forwarder, in_ns, ip, sysctl
 
 API_PORT_IN_NODE = 6443
@@ -391,11 +389,7 @@ class NetLab:
         return next(n for n in self.nodes if n.name == name)
 
     def apply(self, manifest: str) -> None:
-        docs = [d for d in yaml.safe_load_all(manifest) if d]
-        for d in docs:
-            if d["kind"] in ("IPAddressPool", "L2Advertisement"):
-                d["metadata"].setdefault("namespace", self.namespace)
-        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        apply_manifest(self.cp, manifest, self.namespace)
 
     def endpoints(self, namespace: str, service: str, nodes: list[LabNode]) -> None:
         """EndpointSlice for a Service with one ready endpoint per given node (there is

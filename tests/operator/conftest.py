@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from metallb_lab.controlplane import ControlPlane
-from metallb_lab.kube import api_client, create_namespace, wait_for
+from metallb_lab.kube import api_client, apply_manifest, create_namespace, wait_for
 from metallb_lab.operator import OperatorProcess
 
 
@@ -37,11 +37,7 @@ class OperatorEnv:
         return self.operator
 
     def apply(self, manifest: str) -> None:
-        docs = [d for d in yaml.safe_load_all(manifest) if d]
-        for d in docs:
-            if d["kind"] in ("IPAddressPool", "L2Advertisement"):
-                d["metadata"].setdefault("namespace", self.pool_ns)
-        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        apply_manifest(self.cp, manifest, self.pool_ns)
 
     def try_apply(self, manifest: str) -> str:
         """Apply and return stderr (for rejected manifests)."""

@@ -196,10 +196,7 @@ class DataPlane(threading.Thread):
                         continue
                     iface, kind = entry
                     try:
-                        if kind == "arp":
-                            self._read_arp(iface)
-                        else:
-                            self._read_ndp(iface)
+                        self._read(iface, kind)
                     except OSError as exc:
                         log.info("interface error", extra={
                             "event": "interfaceError", "interface": iface.name,
@@ -379,50 +376,44 @@ class DataPlane(threading.Thread):
                                               "error": str(exc)})
 
     # -- hot paths ------------------------------------------------------------------
-    def _read_arp(self, iface: _Iface) -> None:
-        recv, send = iface.arp.sock.recv, iface.arp.sock.send
-        owned, mac = iface.answer4, iface.mac
+    def _read(self, iface: _Iface, kind: str) -> None:
+        """Drain one socket: answer what we own at once (the hot path: bytes in, bytes
+        out, a dict increment), hand everything else to the slow path."""
+        if kind == "arp":
+            sock, answer, owned, slow = iface.arp, arp_answer, iface.answer4, self._arp_slow
+            lo, hi = 38, 42  # ARP target protocol address
+        else:
+            sock, answer, owned, slow = iface.ndp, ndp_answer, iface.answer6, self._ndp_slow
+            lo, hi = 62, 78  # NS target address
+        recv, send, mac = sock.sock.recv, sock.sock.send, iface.mac
         req, resp = self.counters.requests, self.counters.responses
         for _ in range(BATCH):
             try:
                 frame = recv(2048)
             except BlockingIOError:
                 return
-            r = arp_answer(frame, owned, mac)
+            r = answer(frame, owned, mac)
             if type(r) is bytes:
                 send(r)
-                tip = frame[38:42]
-                req[tip] = req.get(tip, 0) + 1
-                resp[tip] = resp.get(tip, 0) + 1
-            elif frame[28:32] in iface.watch4 or frame[38:42] in iface.watch4:
-                self._arp_slow(iface, frame, r)
+                target = frame[lo:hi]
+                req[target] = req.get(target, 0) + 1
+                resp[target] = resp.get(target, 0) + 1
+            else:
+                slow(iface, frame, r)
 
     def _arp_slow(self, iface: _Iface, frame: bytes, why: DropReason | bytes) -> None:
+        watch = iface.watch4
+        if frame[28:32] not in watch and frame[38:42] not in watch:
+            return  # nothing to do with our addresses
         pkt = parse_arp(frame)
         if not isinstance(pkt, ArpPacket) or pkt.sender_mac == iface.mac:
             return
-        if pkt.sender_ip in iface.watch4:  # someone else says "this address is mine"
+        if pkt.sender_ip in watch:  # someone else says "this address is mine"
             self._conflict(pkt.sender_ip, pkt.sender_mac, iface)
 
-    def _read_ndp(self, iface: _Iface) -> None:
-        recv, send = iface.ndp.sock.recv, iface.ndp.sock.send
-        owned, mac = iface.answer6, iface.mac
-        req, resp = self.counters.requests, self.counters.responses
-        for _ in range(BATCH):
-            try:
-                frame = recv(2048)
-            except BlockingIOError:
-                return
-            r = ndp_answer(frame, owned, mac)
-            if type(r) is bytes:
-                send(r)
-                target = frame[62:78]
-                req[target] = req.get(target, 0) + 1
-                resp[target] = resp.get(target, 0) + 1
-            elif iface.watch6 and r is not DropReason.NOT_OWNED:
-                self._ndp_slow(iface, frame)
-
-    def _ndp_slow(self, iface: _Iface, frame: bytes) -> None:
+    def _ndp_slow(self, iface: _Iface, frame: bytes, why: DropReason | bytes) -> None:
+        if not iface.watch6 or why is DropReason.NOT_OWNED:
+            return
         pkt = parse_ndp(frame)
         if isinstance(pkt, NeighborAdvertisement) and pkt.target in iface.watch6:
             claimer = pkt.target_lladdr or pkt.eth_src
