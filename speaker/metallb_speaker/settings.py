@@ -32,7 +32,7 @@ class SpeakerSettings:
     log_level: str = "info"
     lease_renew: float = 30.0
     membership: MembershipConfig = field(default_factory=MembershipConfig)
-    tick: float = 0.01
+    tick: float = 0.05  # longest sleep of the gossip loop; timers usually wake it sooner
 
 
 def _env(name: str, default: str | None = None) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import queue
 import random
 import threading
@@ -92,7 +93,7 @@ OnView = Callable[[View, list[Change]], None]
 
 class GossipThread(threading.Thread):
     def __init__(self, name: str, advertise: str, bind: str, port: int, secret: bytes,
-                 config: MembershipConfig, on_view: OnView, tick: float = 0.01,
+                 config: MembershipConfig, on_view: OnView, tick: float = 0.05,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name="gossip", daemon=True)
         self.node = name
@@ -168,7 +169,8 @@ class GossipThread(threading.Thread):
         try:
             while running:
                 timeout = max(0.0, next_tick - self._clock())
-                ready = dict(poller.poll(int(timeout * 1000)))
+                # ceil: truncating sub-millisecond waits to 0 would spin the CPU.
+                ready = dict(poller.poll(math.ceil(timeout * 1000)))
                 if router in ready:
                     self._drain(router)
                 if monitor in ready:
@@ -184,7 +186,10 @@ class GossipThread(threading.Thread):
                     lag = now - next_tick
                     self.counters.loop_lag_max = max(self.counters.loop_lag_max, lag)
                     self._send_all(self.membership.tick(now, lag))
-                    next_tick = now + self._tick
+                    # Sleep until the protocol has work, but at least every `tick` so our
+                    # own lateness (the lag guard's input) is always measured.
+                    due = self.membership.next_due(now)
+                    next_tick = min(max(due, now + 0.001), now + self._tick)
                 self._publish()
         finally:
             for _ep, sock in self._peers.values():
@@ -286,12 +291,13 @@ class GossipThread(threading.Thread):
 
     def _publish(self) -> None:
         changes = self.membership.drain_changes()
+        if not changes and self.membership.table.version == self._view_version:
+            return  # the common case, every loop iteration: nothing to build or send
         view = self.membership.view()
-        if changes or view.version != self._view_version:
-            self._view_version = view.version
-            for c in changes:
-                log.info("member %s", c.reason, extra={
-                    "event": "memberChanged", "node": c.name, "reason": c.reason,
-                    "count": c.incarnation})
-            self._on_view(view, changes)
+        self._view_version = view.version
+        for c in changes:
+            log.info("member %s", c.reason, extra={
+                "event": "memberChanged", "node": c.name, "reason": c.reason,
+                "count": c.incarnation})
+        self._on_view(view, changes)
 

@@ -134,6 +134,7 @@ class Membership:
         self._next_hb = now
         self._next_sync = now + config.sync_interval * self.rng.random()
         self._next_dead_probe = now + config.dead_probe_interval * self.rng.random()
+        self._next_expiry = now + 1.0
         self._ring_version = -1
         self._monitors: list[str] = []
         self._subjects: list[str] = []
@@ -212,6 +213,23 @@ class Membership:
         out += self._flush(now)
         return out
 
+    def next_due(self, now: float) -> float:
+        """When `tick` next has work (a heartbeat, a suspicion, a probe deadline, ...), so
+        the caller can sleep until then instead of polling."""
+        times = [self._next_hb, self._next_sync, self._next_dead_probe, self._next_expiry]
+        for s in self._subjects:
+            if s not in self._probes:
+                times.append(max(self._heard.get(s, 0.0), self._subject_since.get(s, 0.0))
+                             + self.cfg.suspect_after)
+        times += [p.deadline for p in self._probes.values()]
+        times += [r.deadline for r in self._relays.values()]
+        if not self._ready:
+            times.append(self._ready_at if self._ready_at is not None
+                         else self._started + self.cfg.join_wait)
+        if self._outbox:
+            times.append(now)
+        return min(times)
+
     def tick(self, now: float, lag: float = 0.0) -> list[Send]:
         """Run timers. `lag` is how late the caller's loop woke up for this tick."""
         self._last_now = now
@@ -242,8 +260,11 @@ class Membership:
         if now >= self._next_dead_probe:
             self._next_dead_probe = now + self.cfg.dead_probe_interval
             out += self._probe_the_dead(now)
-        for name in self.table.expired(now, self.cfg.left_retention, self.cfg.dead_retention):
-            self.table.remove(name)
+        if now >= self._next_expiry:  # O(n): once a second, not every tick
+            self._next_expiry = now + 1.0
+            for name in self.table.expired(now, self.cfg.left_retention,
+                                           self.cfg.dead_retention):
+                self.table.remove(name)
         out += self._flush(now)
         return out
 
