@@ -84,7 +84,7 @@ async def run(s: SpeakerSettings) -> int:
         metrics.registry.register(DataPlaneCollector(announcer.counters))
     gossip = GossipThread(s.node_name, advertise, s.bind_address, s.gossip_port, secret,
                           s.membership, controller.on_view, tick=s.tick)
-    metrics.registry.register(GossipCollector(gossip.counters))
+    metrics.registry.register(GossipCollector(gossip.counters, gossip.membership.stats))
     await controller.start()
     gossip.start()
     await loop.run_in_executor(None, gossip.bound.wait, 10)

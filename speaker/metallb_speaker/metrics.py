@@ -69,10 +69,11 @@ class DataPlaneCollector(Collector):
 
 
 class GossipCollector(Collector):
-    """Exports the gossip thread's plain counters at scrape time."""
+    """Exports the gossip thread's plain counters (and the protocol's) at scrape time."""
 
-    def __init__(self, counters: Any) -> None:
+    def __init__(self, counters: Any, protocol_stats: Any = None) -> None:
         self._c = counters
+        self._p = protocol_stats
 
     def collect(self) -> Iterator[Any]:
         sent = CounterMetricFamily("metallb_speaker_gossip_sent", "Gossip messages sent",
@@ -96,3 +97,13 @@ class GossipCollector(Collector):
                                   value=self._c.send_dropped)
         yield GaugeMetricFamily("metallb_speaker_gossip_loop_lag_max_seconds",
                                 "Worst lateness of the gossip loop", value=self._c.loop_lag_max)
+        if self._p is not None:
+            for name, doc in (
+                ("probes_started", "Suspects probed (direct + indirect)"),
+                ("declared_dead", "Members this node declared dead"),
+                ("convictions_suppressed", "Verdicts held back because this node itself "
+                 "looked unhealthy (late loop, no helper answered)"),
+                ("refutations", "Times this node refuted being declared dead"),
+            ):
+                yield CounterMetricFamily(f"metallb_speaker_{name}", doc,
+                                          value=getattr(self._p, name))

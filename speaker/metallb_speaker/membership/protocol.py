@@ -236,7 +236,11 @@ class Membership:
         if self._left:
             return []
         if lag > self.cfg.lag_guard:
-            self._lag_until = now + max(1.0, self.cfg.suspect_after)
+            # We were late (stalled or starved): answers to our probes may have been
+            # delayed by us, not by the suspect. Convict no one for one more probe window
+            # (the socket is drained before timers run, so that is enough); a loop that
+            # keeps being late keeps extending it.
+            self._lag_until = now + self.cfg.probe_timeout
         out: list[Send] = []
         self._update_readiness(now)
         self._refresh_ring(now)
