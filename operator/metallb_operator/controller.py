@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from metallb_api import API_VERSION
-from metallb_api.config import Problem
+from metallb_api.config import Problem, build_config
 from metallb_api.service import ServiceView, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
@@ -94,8 +94,8 @@ class Controller:
         self.pools = {_name(p): p for p in pools}
         self.l2advs = {_name(a): a for a in advs}
         for ns in namespaces:
-            self.allocator.set_namespace_labels(_name(ns), (ns.get("metadata") or {}).get("labels")
-                                                or {})
+            labels = (ns.get("metadata") or {}).get("labels") or {}
+            self.allocator.set_namespace_labels(_name(ns), labels)
         self._rebuild_config()
         # Services: our informer (kopf's per-object machinery is too heavy at 10k+). Its
         # first list comes back as one batch to _restore, before any watch event.
@@ -195,8 +195,6 @@ class Controller:
 
     # -- configuration --------------------------------------------------------------
     def _rebuild_config(self) -> None:
-        from metallb_api.config import build_config  # pure, cheap
-
         config = build_config(self.pools.values(), self.l2advs.values())
         before = {k: self.allocator.pools_of(k) for k in self.allocator.holdings()}
         for key in self.allocator.set_config(config):
