@@ -51,7 +51,11 @@ async def run(settings: OperatorSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    elector = LeaderElector(client, settings.namespace, settings.lease_name, settings.identity,
+    # The Lease gets its own connection: bulk allocation work must never starve the
+    # renewals (a starved renewal looks like a lost Lease and stops the operator).
+    lease_client = KubeClient(conn, limit=2, user_agent="metallb-py-operator/lease")
+    elector = LeaderElector(lease_client, settings.namespace, settings.lease_name,
+                            settings.identity,
                             lease_duration=settings.lease_duration,
                             retry_period=settings.renew_period)
     if settings.leader_election:
@@ -61,6 +65,7 @@ async def run(settings: OperatorSettings) -> int:
         if stop.is_set():
             acquire.cancel()
             await client.close()
+            await lease_client.close()
             return 0
         stopping.cancel()
 
@@ -94,6 +99,7 @@ async def run(settings: OperatorSettings) -> int:
     if holder is not None:
         holder.cancel()
     await elector.release()
+    await lease_client.close()
     await client.close()
     log.info("stopped", extra={"event": "stopped"})
     return code

@@ -22,8 +22,8 @@ class OperatorSettings:
     lease_duration: float = 15.0
     renew_period: float = 2.0
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    workers: int = 32
-    api_concurrency: int = 32
+    workers: int = 24
+    api_concurrency: int = 32  # > workers: Events and status writes always get a slot
     status_flush_interval: float = 0.5
     log_level: str = "info"
     webhook_port: int | None = None
