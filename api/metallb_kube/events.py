@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,9 @@ from metallb_kube.client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 AGGREGATE_SECONDS = 600.0
+# While the owner is busy with work users wait for (allocations), an Event waits at most
+# this long before it is posted anyway: Events are informational, status writes are not.
+MAX_DEFER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,11 @@ def _now() -> str:
 
 class EventRecorder:
     def __init__(self, client: KubeClient, component: str, host: str = "",
-                 queue_size: int = 10000) -> None:
+                 queue_size: int = 10000, defer_while: Callable[[], bool] | None = None,
+                 max_defer: float = MAX_DEFER_SECONDS) -> None:
         self._client = client
+        self._defer_while = defer_while
+        self._max_defer = max_defer
         self._component = component
         self._host = host
         self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str]] = asyncio.Queue(queue_size)
@@ -74,6 +80,11 @@ class EventRecorder:
         while not self._queue.empty() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
+    @property
+    def pending(self) -> int:
+        """Events queued but not yet posted (a backlog after bulk allocation)."""
+        return self._queue.qsize()
+
     def normal(self, ref: ObjectRef, reason: str, message: str) -> None:
         self._put(ref, "Normal", reason, message)
 
@@ -89,6 +100,7 @@ class EventRecorder:
     async def _run(self) -> None:
         while True:
             ref, type_, reason, message = await self._queue.get()
+            await self._wait_not_busy()
             try:
                 await self._post(ref, type_, reason, message)
             except (TimeoutError, ApiError, OSError) as exc:
@@ -96,6 +108,13 @@ class EventRecorder:
                                                        "reason": reason, "error": str(exc)})
             except Exception:  # never let the recorder die
                 log.exception("event recorder error")
+
+    async def _wait_not_busy(self) -> None:
+        if self._defer_while is None:
+            return
+        deadline = time.monotonic() + self._max_defer
+        while self._defer_while() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def _post(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         key = (ref, reason, message)

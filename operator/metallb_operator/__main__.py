@@ -69,8 +69,11 @@ async def run(settings: OperatorSettings) -> int:
             return 0
         stopping.cancel()
 
-    recorder = EventRecorder(client, "metallb-controller", host=settings.identity)
+    # Events wait while Services are queued: users wait for addresses, not for Events.
+    recorder = EventRecorder(client, "metallb-controller", host=settings.identity,
+                             defer_while=lambda: len(controller.queue) > 0)
     recorder.start()
+    metrics.events_pending.set_function(lambda: recorder.pending)
     controller = Controller(settings, client, recorder, metrics)
     kopf_stop = asyncio.Event()
     operator = asyncio.create_task(kopf.operator(

@@ -45,6 +45,8 @@ class OperatorMetrics:
         self.api_errors = Counter("metallb_k8s_client_errors", "API errors by verb",
                                   ["verb"], registry=r)
         self.queue_depth = Gauge("metallb_controller_queue_depth", "Services waiting", registry=r)
+        self.events_pending = Gauge("metallb_controller_events_pending",
+                                    "Events queued for posting", registry=r)
         self.synced = Gauge("metallb_controller_synced",
                             "1 once the start-up sync (allocation table rebuilt) is done",
                             registry=r)
