@@ -210,7 +210,7 @@ spec: {{addresses: ["198.18.0.0/16"]}}
             print(f"bulk: the operator allocates {n} Services ...", flush=True)
             watch = AssignedWatch(client, "bulk", n)
             await watch.start()
-            op = OperatorProcess(cp, POOL_NS, lb_class=lb_class)
+            op = OperatorProcess(cp, POOL_NS, lb_class=lb_class, identity="bench-pod-1")
             t0 = time.perf_counter()
             op.start(wait=False)
             op.wait_synced(timeout=300)
@@ -244,16 +244,21 @@ spec: {{addresses: ["198.18.0.0/16"]}}
 
             before = await snapshot(client)
             out["restart"] = {}
-            for how in ("SIGTERM", "SIGKILL"):
-                # SIGTERM: a rolling update (the Lease is handed over at once). SIGKILL: a
-                # crash; the standby must wait for the Lease to expire (15 s) first.
-                if how == "SIGKILL":
+            # SIGTERM: a rolling update to a new Pod (the Lease is released at once).
+            # SIGKILL same Pod: a crash, the container restarts with the same Pod name,
+            # which is the Lease identity, so it renews its own Lease at once.
+            # SIGKILL new Pod: a crash replaced by another Pod: it must wait for the
+            # dead holder's Lease to expire (15 s) first.
+            for how, identity in (("SIGTERM", "bench-pod-2"),
+                                  ("SIGKILL same pod", "bench-pod-2"),
+                                  ("SIGKILL new pod", "bench-pod-3")):
+                if how.startswith("SIGKILL"):
                     op.kill()
                     assert op.proc is not None
                     op.proc.wait(timeout=10)
                 else:
                     op.stop()
-                op = OperatorProcess(cp, POOL_NS, lb_class=lb_class)
+                op = OperatorProcess(cp, POOL_NS, lb_class=lb_class, identity=identity)
                 t0 = time.perf_counter()
                 op.start(wait=False)
                 op.wait_synced(timeout=300)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import pytest
 from tests.operator.conftest import OperatorEnv
 
@@ -338,3 +342,34 @@ def test_single_active_operator_with_lease(env: OperatorEnv) -> None:
         assert env.ingress("one") == ["198.18.28.0"]
     finally:
         second.stop()
+
+
+def test_crashed_operator_restarted_in_same_pod_keeps_its_lease(env: OperatorEnv) -> None:
+    """A container restart keeps the Pod name, which is the Lease identity: the new
+    process renews its own Lease at once instead of waiting for it to expire."""
+    env.pool("p", "198.18.29.0/28")
+    first = env.start(identity="op-pod-1")
+    env.service("kept")
+    assert env.wait_ingress("kept") == ["198.18.29.0"]
+
+    def lease() -> dict[str, Any]:
+        out = env.cp.kubectl("get", "lease", "-n", env.pool_ns, "metallb-py-operator",
+                             "-o", "json").stdout
+        return dict(json.loads(out)["spec"])
+
+    before = lease()
+    first.kill()
+    first.proc.wait(timeout=10)  # type: ignore[union-attr]
+    killed = time.monotonic()
+    second = env.start(identity="op-pod-1")  # waits until synced
+    synced_after = time.monotonic() - killed
+    after = lease()
+    assert after["holderIdentity"] == "op-pod-1"
+    # Same tenure: no transition, no new acquireTime (it did not acquire an expired one).
+    assert after.get("leaseTransitions", 0) == before.get("leaseTransitions", 0)
+    assert after["acquireTime"] == before["acquireTime"]
+    assert synced_after < float(before["leaseDurationSeconds"])
+    env.service("after-restart")
+    assert env.wait_ingress("after-restart") == ["198.18.29.1"]
+    assert env.ingress("kept") == ["198.18.29.0"]
+    second.stop()
