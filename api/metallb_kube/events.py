@@ -18,8 +18,9 @@ from metallb_kube.client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 AGGREGATE_SECONDS = 600.0
-# While the owner is busy with work users wait for (allocations), an Event waits at most
-# this long before it is posted anyway: Events are informational, status writes are not.
+# While the owner is busy with work users wait for (allocations), Events wait, but none
+# longer than this after it was recorded: Events are informational, status writes are
+# not, and under sustained load Events still flow, at most this late.
 MAX_DEFER_SECONDS = 5.0
 
 
@@ -59,7 +60,8 @@ class EventRecorder:
         self._max_defer = max_defer
         self._component = component
         self._host = host
-        self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str, float]] = asyncio.Queue(
+            queue_size)
         self._posted: dict[tuple[ObjectRef, str, str], _Posted] = {}
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -93,14 +95,14 @@ class EventRecorder:
 
     def _put(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         try:
-            self._queue.put_nowait((ref, type_, reason, message[:1024]))
+            self._queue.put_nowait((ref, type_, reason, message[:1024], time.monotonic()))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _run(self) -> None:
         while True:
-            ref, type_, reason, message = await self._queue.get()
-            await self._wait_not_busy()
+            ref, type_, reason, message, recorded = await self._queue.get()
+            await self._wait_not_busy(recorded + self._max_defer)
             try:
                 await self._post(ref, type_, reason, message)
             except (TimeoutError, ApiError, OSError) as exc:
@@ -109,10 +111,9 @@ class EventRecorder:
             except Exception:  # never let the recorder die
                 log.exception("event recorder error")
 
-    async def _wait_not_busy(self) -> None:
+    async def _wait_not_busy(self, deadline: float) -> None:
         if self._defer_while is None:
             return
-        deadline = time.monotonic() + self._max_defer
         while self._defer_while() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
