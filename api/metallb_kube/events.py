@@ -18,10 +18,11 @@ from metallb_kube.client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 AGGREGATE_SECONDS = 600.0
-# While the owner is busy with work users wait for (allocations), Events wait, but none
-# longer than this after it was recorded: Events are informational, status writes are
-# not, and under sustained load Events still flow, at most this late.
-MAX_DEFER_SECONDS = 5.0
+# While the owner is busy with work users wait for (allocations), Events are posted at
+# most this often: each one costs the apiserver about what a status write does, and
+# Events are informational while status writes are not. Idle: as fast as the API takes
+# them. Under sustained load they still flow, slowly (or drop once the queue is full).
+BUSY_EVENTS_PER_SECOND = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,14 @@ def _now() -> str:
 class EventRecorder:
     def __init__(self, client: KubeClient, component: str, host: str = "",
                  queue_size: int = 10000, defer_while: Callable[[], bool] | None = None,
-                 max_defer: float = MAX_DEFER_SECONDS) -> None:
+                 busy_rate: float = BUSY_EVENTS_PER_SECOND) -> None:
         self._client = client
         self._defer_while = defer_while
-        self._max_defer = max_defer
+        self._busy_interval = 1.0 / busy_rate
+        self._last_post = float("-inf")
         self._component = component
         self._host = host
-        self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str, float]] = asyncio.Queue(
-            queue_size)
+        self._queue: asyncio.Queue[tuple[ObjectRef, str, str, str]] = asyncio.Queue(queue_size)
         self._posted: dict[tuple[ObjectRef, str, str], _Posted] = {}
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -95,14 +96,15 @@ class EventRecorder:
 
     def _put(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         try:
-            self._queue.put_nowait((ref, type_, reason, message[:1024], time.monotonic()))
+            self._queue.put_nowait((ref, type_, reason, message[:1024]))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _run(self) -> None:
         while True:
-            ref, type_, reason, message, recorded = await self._queue.get()
-            await self._wait_not_busy(recorded + self._max_defer)
+            ref, type_, reason, message = await self._queue.get()
+            await self._pace()
+            self._last_post = time.monotonic()
             try:
                 await self._post(ref, type_, reason, message)
             except (TimeoutError, ApiError, OSError) as exc:
@@ -111,10 +113,14 @@ class EventRecorder:
             except Exception:  # never let the recorder die
                 log.exception("event recorder error")
 
-    async def _wait_not_busy(self, deadline: float) -> None:
+    async def _pace(self) -> None:
+        """Return when this Event may be posted: at once when the owner is idle, else
+        once `busy_interval` has passed since the previous post."""
         if self._defer_while is None:
             return
-        while self._defer_while() and time.monotonic() < deadline:
+        while self._defer_while():
+            if time.monotonic() - self._last_post >= self._busy_interval:
+                return
             await asyncio.sleep(0.02)
 
     async def _post(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
