@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -107,13 +108,15 @@ class Json:
 METALLB_KINDS = ("IPAddressPool", "L2Advertisement")
 
 
-def apply_manifest(cp: ControlPlane, manifest: str, namespace: str) -> str:
+def apply_manifest(cp: ControlPlane, manifest: str, namespace: str, *, check: bool = True
+                   ) -> subprocess.CompletedProcess[str]:
     """kubectl apply a YAML manifest; metallb.io objects without a namespace go to
-    `namespace` (where the operator and speakers look for them)."""
+    `namespace` (where the operator and speakers look for them). With check=False a
+    rejection is returned (its stderr is the API's message) instead of raised."""
     import yaml
 
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     for d in docs:
         if d.get("kind") in METALLB_KINDS:
             d.setdefault("metadata", {}).setdefault("namespace", namespace)
-    return cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs)).stdout
+    return cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)

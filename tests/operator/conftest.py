@@ -11,7 +11,6 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 
 from metallb_lab.controlplane import ControlPlane
 from metallb_lab.kube import api_client, apply_manifest, create_namespace, wait_for
@@ -41,10 +40,7 @@ class OperatorEnv:
 
     def try_apply(self, manifest: str) -> str:
         """Apply and return stderr (for rejected manifests)."""
-        docs = [d for d in yaml.safe_load_all(manifest) if d]
-        for d in docs:
-            d["metadata"].setdefault("namespace", self.pool_ns)
-        proc = self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=False)
+        proc = apply_manifest(self.cp, manifest, self.pool_ns, check=False)
         return proc.stderr if proc.returncode else ""
 
     def pool(self, name: str, *addresses: str, **spec: Any) -> None:
