@@ -56,6 +56,21 @@ def detection(sim: Simulator, subject: str, since: float,
     return {o: t - since for o, t in sim.declared(subject, status, since).items()}
 
 
+def kill_together(sim: Simulator, victims: list[str], run_for: float) -> float:
+    """Kill `victims` at once, run on, check every survivor declared each of them dead,
+    and return the slowest declaration."""
+    for v in victims:
+        sim.kill(v)
+    t0 = sim.now
+    sim.run_for(run_for)
+    worst = 0.0
+    for v in victims:
+        got = detection(sim, v, t0)
+        assert set(got) == set(sim.live())
+        worst = max(worst, *got.values())
+    return worst
+
+
 # -- join -----------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cold_join_converges(seed: int) -> None:
@@ -104,16 +119,7 @@ def test_three_ring_neighbours_killed_together_detected_within_500ms(seed: int) 
     sim = Simulator(10, seed=seed)
     sim.run_until(1.0)
     ring = ring_order(sim.nodes)
-    victims = ring[2:5]
-    for v in victims:
-        sim.kill(v)
-    t0 = sim.now
-    sim.run_for(1.5)
-    worst = 0.0
-    for v in victims:
-        got = detection(sim, v, t0)
-        assert set(got) == set(sim.live())
-        worst = max(worst, *got.values())
+    worst = kill_together(sim, ring[2:5], run_for=1.5)
     assert worst < DETECT_BUDGET
     assert not sim.false_declarations()
     assert full_agreement(sim)
@@ -128,16 +134,7 @@ def test_several_random_nodes_killed_together(seed: int) -> None:
     grace; so the bound for correlated failures is about twice the single-failure one."""
     sim = Simulator(10, seed=seed)
     sim.run_until(1.0)
-    victims = sim.rng.sample(sorted(sim.nodes), 3)
-    for v in victims:
-        sim.kill(v)
-    t0 = sim.now
-    sim.run_for(3.0)
-    worst = 0.0
-    for v in victims:
-        got = detection(sim, v, t0)
-        assert set(got) == set(sim.live())
-        worst = max(worst, *got.values())
+    worst = kill_together(sim, sim.rng.sample(sorted(sim.nodes), 3), run_for=3.0)
     assert worst < 2 * DETECT_BUDGET
     assert not sim.false_declarations()
     assert full_agreement(sim)
