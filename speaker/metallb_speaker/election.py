@@ -129,7 +129,9 @@ class Election:
         live = tuple(n for n in ranking if n in inp.live)
         pool = tuple(n for n in live if n in inp.ready) or live  # ready ones preferred
         owner = pool[0] if pool else None
-        mine = self.why_not(me, svc, inp)
+        # `static` already holds the static verdict for us: only a refusal needs the
+        # filters again, to name its reason.
+        mine = None if me in static and me in inp.live else self.why_not(me, svc, inp)
         if mine is not None:
             reason = mine  # why not me is more useful than "nobody" (e.g. no advertisement)
         elif owner == me:
