@@ -69,7 +69,7 @@ async def run(settings: OperatorSettings) -> int:
             return 0
         stopping.cancel()
 
-    # Events wait while Services are queued: users wait for addresses, not for Events.
+    # Events are paced while Services are queued: users wait for addresses, not Events.
     recorder = EventRecorder(client, "metallb-controller", host=settings.identity,
                              defer_while=lambda: len(controller.queue) > 0)
     recorder.start()
