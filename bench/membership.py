@@ -300,6 +300,7 @@ GOSSIP_KEYS = {
     "sync": 'metallb_speaker_gossip_sent_total{type="Sync"}',
     "send_dropped": "metallb_speaker_gossip_send_dropped_total",
     "loop_lag_max_s": "metallb_speaker_gossip_loop_lag_max_seconds",
+    "suppressed": "metallb_speaker_convictions_suppressed_total",
 }
 
 
@@ -860,8 +861,7 @@ def false_positives(cp: Any, minutes: float,
             "probes_total": sum(d["ping"] for d in delta.values()),
             "ping_req_total": sum(d["ping_req"] for d in delta.values()),
             "nack_total": sum(d["nack"] for d in delta.values()),
-            "suppressions": "not exported by the speaker (Membership.stats."
-                            "convictions_suppressed has no metric)",
+            "suppressions": sum(d["suppressed"] for d in delta.values()),
             "throttled_loop_lag_max_s": after[throttled.name]["loop_lag_max_s"],
             "stalled_loop_lag_max_s": after[stalled.name]["loop_lag_max_s"],
             "cpu_pct": {name: (cpu1[name] - cpu0[name]) / elapsed * 100 for name in pids},
@@ -904,7 +904,7 @@ def print_fp(res: dict[str, Any]) -> None:
         print(f"    {json.dumps(d)}")
     print(f"  probes (Ping sent): {res['probes_total']:.0f}, PingReq: "
           f"{res['ping_req_total']:.0f}, Nack: {res['nack_total']:.0f}; suppressions: "
-          f"{res['suppressions']}")
+          f"{res['suppressions']:.0f}")
     print(f"{'speaker':>8} {'Ping':>6} {'PingReq':>7} {'Nack':>5} {'HB':>7} {'lag0 ms':>7} "
           f"{'lagmax ms':>9} {'CPU %':>6} {'RSS MB':>7}")
     for name, d in res["gossip"].items():
