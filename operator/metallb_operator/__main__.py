@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 
 import kopf
-from prometheus_client import start_http_server
 
 from metallb_kube import logs
 from metallb_kube.client import Connection, KubeClient
 from metallb_kube.events import EventRecorder
+from metallb_kube.health import Health, Heartbeat, serve
 from metallb_operator.controller import Controller
 from metallb_operator.handlers import build_registry, kopf_settings
 from metallb_operator.leader import LeaderElector
@@ -43,9 +43,17 @@ async def run(settings: OperatorSettings) -> int:
     conn = await Connection.load(settings.kubeconfig)
     client = KubeClient(conn, limit=settings.api_concurrency, user_agent="metallb-py-operator")
     metrics = OperatorMetrics()
+    # Live: the event loop turns. Ready: a standby replica is ready (it only waits for
+    # the Lease); the leader once its start-up sync rebuilt the allocation table.
+    heartbeat = Heartbeat()
+    leading: list[Controller] = []
+    health = Health(live={"loop": heartbeat.check})
+    health.ready = {"loop": heartbeat.check, "synced": lambda: next(
+        ("leader, start-up sync not done yet" for c in leading if not c.synced.is_set()),
+        None)}
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host,
-                          registry=metrics.registry)
+        serve(settings.metrics_host, settings.metrics_port, metrics.registry, health)
+    beating = asyncio.create_task(heartbeat.run(), name="heartbeat")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,6 +72,7 @@ async def run(settings: OperatorSettings) -> int:
         await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             acquire.cancel()
+            beating.cancel()
             await client.close()
             await lease_client.close()
             return 0
@@ -75,6 +84,7 @@ async def run(settings: OperatorSettings) -> int:
     recorder.start()
     metrics.events_pending.set_function(lambda: recorder.pending)
     controller = Controller(settings, client, recorder, metrics)
+    leading.append(controller)
     kopf_stop = asyncio.Event()
     operator = asyncio.create_task(kopf.operator(
         registry=build_registry(controller, conn), settings=kopf_settings(),
@@ -104,6 +114,7 @@ async def run(settings: OperatorSettings) -> int:
     await elector.release()
     await lease_client.close()
     await client.close()
+    beating.cancel()
     log.info("stopped", extra={"event": "stopped"})
     return code
 

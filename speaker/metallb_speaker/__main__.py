@@ -12,11 +12,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from prometheus_client import start_http_server
-
 from metallb_kube import logs
 from metallb_kube.client import ApiError, Connection, KubeClient
 from metallb_kube.events import EventRecorder
+from metallb_kube.health import Health, Heartbeat, serve
 from metallb_speaker.announce import Announcer, MembershipOnly
 from metallb_speaker.controller import SpeakerController
 from metallb_speaker.dataplane.plane import DataPlane
@@ -66,14 +65,22 @@ async def run(s: SpeakerSettings) -> int:
     conn = await Connection.load(s.kubeconfig)
     client = KubeClient(conn, limit=8, user_agent=f"metallb-py-speaker/{s.node_name}")
     metrics = SpeakerMetrics()
+    # Ready = synced with the API and joined to the other speakers: a DaemonSet rollout
+    # moves to the next node only then, so two nodes are never rejoining at once.
+    heartbeat = Heartbeat()
+    health = Health(live={"loop": heartbeat.check})
+    phase = ["waiting for the memberlist Secret " + s.secret_name]
+    health.ready["started"] = lambda: phase[0] or None
     if s.metrics_port:
-        start_http_server(s.metrics_port, addr=s.metrics_host, registry=metrics.registry)
+        serve(s.metrics_host, s.metrics_port, metrics.registry, health)
+    beating = asyncio.create_task(heartbeat.run(), name="heartbeat")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
     secret = await read_secret(client, s)
+    phase[0] = "waiting for this node's address"
     advertise = s.advertise_address or await node_address(client, s.node_name)
     announcer = make_announcer(s)
     recorder = EventRecorder(client, "metallb-speaker", host=s.node_name)
@@ -85,7 +92,18 @@ async def run(s: SpeakerSettings) -> int:
     gossip = GossipThread(s.node_name, advertise, s.bind_address, s.gossip_port, secret,
                           s.membership, controller.on_view, tick=s.tick)
     metrics.registry.register(GossipCollector(gossip.counters, gossip.membership.stats))
+    health.live["gossip"] = lambda: f"gossip thread stopped: {gossip.error}" \
+        if gossip.stopped.is_set() else None
+    if isinstance(announcer, DataPlane):
+        plane = announcer
+        health.live["dataplane"] = lambda: None if plane.is_alive() else \
+            "data plane thread stopped"
+    health.ready.update(health.live)
+    health.ready["membership"] = lambda: None if controller.view.joined else \
+        "not joined to the other speakers yet"
+    phase[0] = "syncing with the API server (informers)"
     await controller.start()
+    phase[0] = ""
     gossip.start()
     await loop.run_in_executor(None, gossip.bound.wait, 10)
     def on_peer(node: str, endpoint: str, macs: frozenset[str]) -> None:
@@ -136,6 +154,7 @@ async def run(s: SpeakerSettings) -> int:
     await client.close()
     died.cancel()
     plane_died.cancel()
+    beating.cancel()
     log.info("speaker stopped", extra={"event": "stopped", "node": s.node_name})
     return code
 

@@ -192,8 +192,8 @@ def test_operator_deployment_contract(helm_env: dict[str, str]) -> None:
     env = env_of(c)
     assert env["METALLB_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["METALLB_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert c["ports"] == [{"name": "metrics", "containerPort": 7472, "protocol": "TCP"}]
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
@@ -227,6 +227,8 @@ def test_speaker_daemonset_contract(helm_env: dict[str, str]) -> None:
     assert caps == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
     ports = {(p["containerPort"], p["protocol"]) for p in c["ports"]}
     assert ports == {(7473, "TCP"), (7946, "TCP"), (7946, "UDP")}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     # excludeFromExternalLoadBalancersLabel (default on): no speaker on labelled nodes.
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"] == [{"matchExpressions": [{
