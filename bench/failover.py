@@ -17,8 +17,6 @@ Run: .venv/bin/python -m bench.failover [--trials 20]
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import os
 import signal
 import sys
@@ -31,6 +29,7 @@ from metallb_lab.kube import apply_crds, wait_for
 from metallb_lab.netlab import LabNode, NetLab
 from metallb_lab.netns import ip
 from metallb_lab.operator import OperatorProcess
+from metallb_lab.prober import Outcome
 
 NS = "metallb-system"
 PROBE_TIMEOUT = 0.05  # the client's per-request timeout: the outage's resolution
@@ -93,17 +92,11 @@ def trial(lab: NetLab, vip: str, kind: str) -> dict[str, Any]:
     out, _ = probe.communicate(timeout=60)
     restore(lab, node)
     del t_fault  # the prober's clock starts later than ours: use only its own timeline
-    results = json.loads(out)
-    ok = [r for r in results if r["ok"]]
-    failed = [r for r in results if not r["ok"]]
-    # The outage is the longest gap between two successful requests (10 ms apart when
-    # all is well), which covers both refused (RST) and timed-out requests.
-    gaps = [(b["t"] - a["t"], b) for a, b in itertools.pairwise(ok)]
-    gap, first_after = max(gaps, key=lambda g: g[0]) if gaps else (float("nan"), None)
-    moved_to = next((r["node"] for r in ok if r["node"] != node.name), None)
-    return {"kind": kind, "from": node.name, "to": moved_to, "outage_s": round(gap, 4),
-            "failed_requests": len(failed), "requests": len(results),
-            "first_ok_after_gap": first_after["node"] if first_after else None}
+    seen = Outcome.parse(out)
+    moved_to = next((n for n in seen.served_by if n != node.name), None)
+    return {"kind": kind, "from": node.name, "to": moved_to, "outage_s": seen.outage_s,
+            "failed_requests": seen.failed, "requests": seen.requests,
+            "first_ok_after_gap": seen.after_outage}
 
 
 def main() -> int:

@@ -5,6 +5,13 @@ The binaries are built from Go modules by `e2e/tools/build-control-plane` and ca
 set follows controller-runtime's envtest: RBAC authorization, ServiceAccount admission
 off, service-account issuer and keys, plus a dual-stack service range.
 
+With `for_nodes=True` (the real-node cluster, see `metallb_lab.cluster`) it is a real
+cluster's control plane instead: it runs inside a network namespace on the lab LAN,
+authorizes kubelets with the Node authorizer, admits Pods with their ServiceAccount
+tokens, reaches kubelets by InternalIP, and `start_controllers()` adds
+kube-controller-manager and kube-scheduler. Tests reach it through a relay on the
+host's loopback (nothing is added to the host's own network namespace).
+
 Usage::
 
     with ControlPlane() as cp:
@@ -35,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from metallb_lab.netns import NETNS_DIR, Forwarder, run_in_ns
 from metallb_lab.pki import CertificateAuthority, CertPair, write_service_account_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +139,12 @@ class ControlPlaneConfig:
     keep_work_dir: bool = False
     extra_apiserver_flags: tuple[str, ...] = ()
     ready_timeout: float = 120.0
+    # Run etcd and the apiserver (and later the controllers) in this network namespace.
+    netns: str | None = None
+    secure_port: int | None = None  # None: a free port
+    # A real cluster's control plane (Node authorizer, ServiceAccount admission, kubelet
+    # client certificate) instead of envtest's.
+    for_nodes: bool = False
 
 
 @dataclass
@@ -150,8 +164,13 @@ class ControlPlane:
     server: str = field(init=False)
     ca: CertificateAuthority = field(init=False)
     admin: CertPair = field(init=False)
+    # The URL clients inside the cluster (kubelets, Pods' `kubernetes` Service) use.
+    cluster_server: str = field(init=False)
+    service_account_key: Path = field(init=False)
+    assets: Path = field(init=False)
     _procs: list[_Proc] = field(default_factory=list, init=False)
     _owns_work_dir: bool = field(default=False, init=False)
+    _relay: Forwarder | None = field(default=None, init=False)
 
     # -- lifecycle ----------------------------------------------------------------
     def __enter__(self) -> ControlPlane:
@@ -165,7 +184,7 @@ class ControlPlane:
 
     def start(self) -> None:
         cfg = self.config
-        assets = cfg.assets or find_assets()
+        assets = self.assets = cfg.assets or find_assets()
         if cfg.work_dir is None:
             self.work_dir = Path(tempfile.mkdtemp(prefix="metallb-cp-"))
             self._owns_work_dir = True
@@ -197,8 +216,10 @@ class ControlPlane:
             "admin", "admin", organizations=("system:masters",), client=True
         )
         sa_key, sa_pub = write_service_account_key(pki)
+        self.service_account_key = sa_key
 
-        etcd_port, peer_port = free_port(), free_port()
+        # Inside a namespace of its own every port is free; on the host, pick free ones.
+        etcd_port, peer_port = (2379, 2380) if cfg.netns else (free_port(), free_port())
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._spawn("etcd", [
             str(assets / "etcd"),
@@ -212,12 +233,18 @@ class ControlPlane:
             "--quota-backend-bytes=8589934592",
             "--log-level=warn",
         ])
-        self._wait_http(f"{etcd_url}/health", "etcd", context=None)
+        # etcd listens on the loopback of the control plane's namespace, if it has one.
+        self._wait_http(f"{etcd_url}/health", "etcd", context=None, in_netns=True)
 
         host = cfg.bind_address
-        port = free_port("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+        port = cfg.secure_port or free_port("127.0.0.1" if host in ("0.0.0.0", "::") else host)
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.server = f"https://{_bracket(url_host)}:{port}"
+        self.cluster_server = f"https://{_bracket(advertise)}:{port}"
+        if cfg.netns:
+            self._relay = Forwarder(("127.0.0.1", 0), (url_host, port), target_ns=cfg.netns)
+            self._relay.start()
+            self.server = f"https://127.0.0.1:{self._relay.port}"
         self._spawn("kube-apiserver", [
             str(assets / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
@@ -232,10 +259,9 @@ class ControlPlane:
             f"--service-account-key-file={sa_pub}",
             f"--service-account-signing-key-file={sa_key}",
             f"--service-cluster-ip-range={','.join(cfg.service_cidrs)}",
-            "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             "--v=1",
+            *self._mode_flags(),
             *cfg.extra_apiserver_flags,
         ])
         self.kubeconfig = self.work_dir / "kubeconfig"
@@ -245,7 +271,56 @@ class ControlPlane:
         # /readyz passes before the bootstrap controller has created `default`.
         self._wait_http(f"{self.server}/api/v1/namespaces/default", "default ns", context=ctx)
 
+    def _mode_flags(self) -> list[str]:
+        if not self.config.for_nodes:
+            return ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
+        kubelet_client = self.ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                                       organizations=("system:masters",), client=True)
+        return [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            # Kubelets are reached by address: there is no DNS for node names here.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+        ]
+
+    def start_controllers(self, cluster_cidrs: Sequence[str], node_mask_v4: int = 24,
+                          node_mask_v6: int = 64) -> None:
+        """kube-controller-manager (node IPAM, endpoint slices, workload and token
+        controllers) and kube-scheduler; started after /readyz so RBAC's bootstrap
+        roles exist when they first ask."""
+        cfg = self.config
+        kcm = self.issue_kubeconfig("system:kube-controller-manager",
+                                    server=self.cluster_server)
+        sched = self.issue_kubeconfig("system:kube-scheduler", server=self.cluster_server)
+        self._spawn("kube-controller-manager", [
+            str(self.assets / "kube-controller-manager"),
+            f"--kubeconfig={kcm}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={self.service_account_key}",
+            f"--root-ca-file={self.ca.cert_path}",
+            "--allocate-node-cidrs=true",
+            f"--cluster-cidr={','.join(cluster_cidrs)}",
+            f"--node-cidr-mask-size-ipv4={node_mask_v4}",
+            f"--node-cidr-mask-size-ipv6={node_mask_v6}",
+            f"--service-cluster-ip-range={','.join(cfg.service_cidrs)}",
+            "--bind-address=127.0.0.1",
+            "--v=1",
+        ])
+        self._spawn("kube-scheduler", [
+            str(self.assets / "kube-scheduler"),
+            f"--kubeconfig={sched}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--v=1",
+        ])
+
     def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         for proc in reversed(self._procs):
             if proc.popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -263,6 +338,8 @@ class ControlPlane:
     # -- helpers ------------------------------------------------------------------
     def _spawn(self, name: str, argv: Sequence[str]) -> None:
         log = self.work_dir / f"{name}.log"
+        if self.config.netns:  # nsenter execs in place: the pid and PDEATHSIG stay ours
+            argv = ["nsenter", f"--net={NETNS_DIR}/{self.config.netns}", "--", *argv]
         with log.open("wb") as out:
             popen = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT,
@@ -270,7 +347,8 @@ class ControlPlane:
             )
         self._procs.append(_Proc(name, popen, log))
 
-    def _wait_http(self, url: str, what: str, context: ssl.SSLContext | None) -> None:
+    def _wait_http(self, url: str, what: str, context: ssl.SSLContext | None,
+                   in_netns: bool = False) -> None:
         deadline = time.monotonic() + self.config.ready_timeout
         last = ""
         while time.monotonic() < deadline:
@@ -280,13 +358,19 @@ class ControlPlane:
                         f"{proc.name} exited with {proc.popen.returncode}:\n{self.tail(proc.name)}"
                     )
             try:
-                with urllib.request.urlopen(url, timeout=2, context=context) as resp:
-                    if resp.status == 200:
-                        return
+                if self._get_status(url, context, in_netns) == 200:
+                    return
             except (urllib.error.URLError, OSError) as exc:
                 last = str(exc)
             time.sleep(0.1)
         raise ControlPlaneError(f"{what} not ready at {url}: {last}\n{self.tail()}")
+
+    def _get_status(self, url: str, context: ssl.SSLContext | None, in_netns: bool) -> int:
+        def get() -> int:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+                return int(resp.status)
+
+        return run_in_ns(self.config.netns, get) if in_netns and self.config.netns else get()
 
     def tail(self, name: str | None = None, lines: int = 40) -> str:
         out = []

@@ -37,6 +37,7 @@ from typing import Any
 
 from metallb_lab.controlplane import ControlPlane
 from metallb_lab.kube import Json, apply_manifest
+from metallb_lab.lan import Lan, UsersView
 from metallb_lab.netns import Forwarder, in_ns, ip, sysctl
 
 API_PORT_IN_NODE = 6443
@@ -81,7 +82,7 @@ class LabNode:
         return f"{self.ip4}:7946"
 
 
-class NetLab:
+class NetLab(UsersView[LabNode]):
     def __init__(self, cp: ControlPlane, nodes: int = 3, *, namespace: str = "metallb-system",
                  lb_class: str | None = None, second_lan: bool = False,
                  speaker_args: tuple[str, ...] = (), work_dir: Path | None = None) -> None:
@@ -92,12 +93,12 @@ class NetLab:
         self.second_lan = second_lan
         self.speaker_args = speaker_args
         self.work = work_dir or Path(tempfile.mkdtemp(prefix=f"metallb-lab-{self.id}-"))
-        self.lan = f"mlb{self.id}-lan"
+        self.net = Lan(f"mlb{self.id}", ("br0", "br1") if second_lan else ("br0",))
+        self.lan = self.net.ns
         self.client_ns = f"mlb{self.id}-c"
         self.client2_ns = f"mlb{self.id}-c2"
         self.nodes = [LabNode(f"node-{i}", f"mlb{self.id}-n{i}", f"198.18.0.{10 + i}",
                               f"fd00:18::{10 + i:x}", i) for i in range(1, nodes + 1)]
-        self.created_ns: list[str] = []
         self.apps = "default"  # where tests create their Services
         self._stop = threading.Event()
         self._proxy: threading.Thread | None = None
@@ -117,44 +118,27 @@ class NetLab:
                  tb: TracebackType | None) -> None:
         self.teardown()
 
-    def _add_ns(self, name: str) -> None:
-        ip("netns", "add", name)
-        self.created_ns.append(name)
-        ip("link", "set", "lo", "up", ns=name)
-
-    def _attach(self, ns: str, ifname: str, addr4: str, addr6: str, bridge: str = "br0"
-                ) -> str:
-        peer = f"v{self.id}{len(self.created_ns)}{ifname[-1]}"
-        ip("link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", ns,
-           ns=self.lan)
-        ip("link", "set", peer, "master", bridge, "up", ns=self.lan)
-        ip("addr", "add", f"{addr4}/24", "dev", ifname, ns=ns)
-        ip("addr", "add", f"{addr6}/64", "dev", ifname, "nodad", ns=ns)
-        ip("link", "set", ifname, "up", ns=ns)
-        return peer
-
     def setup(self) -> None:
-        self._add_ns(self.lan)
-        for br in ("br0", "br1") if self.second_lan else ("br0",):
-            ip("link", "add", br, "type", "bridge", ns=self.lan)
-            ip("link", "set", br, "up", ns=self.lan)
-        self._add_ns(self.client_ns)
-        self._attach(self.client_ns, "eth0", "198.18.0.2", "fd00:18::2")
+        net = self.net
+        net.setup()
+        net.add_ns(self.client_ns)
+        net.attach(self.client_ns, "eth0", "198.18.0.2", "fd00:18::2")
         if self.second_lan:
-            self._add_ns(self.client2_ns)
-            self._attach(self.client2_ns, "eth0", "198.18.1.2", "fd00:19::2", bridge="br1")
+            net.add_ns(self.client2_ns)
+            net.attach(self.client2_ns, "eth0", "198.18.1.2", "fd00:19::2", bridge="br1")
         host, port = self.cp.server.removeprefix("https://").rsplit(":", 1)
         for node in self.nodes:
-            self._add_ns(node.ns)
-            node.port = self._attach(node.ns, "eth0", node.ip4, node.ip6)
+            net.add_ns(node.ns)
+            node.port = net.attach(node.ns, "eth0", node.ip4, node.ip6)
             if self.second_lan:
-                self._attach(node.ns, "eth1", f"198.18.1.{10 + node.index}",
+                net.attach(node.ns, "eth1", f"198.18.1.{10 + node.index}",
                              f"fd00:19::{10 + node.index:x}", bridge="br1")
                 node.extra_ifaces.append("eth1")
             for key, value in (("net.ipv4.conf.all.arp_ignore", "1"),
                                ("net.ipv4.conf.all.arp_announce", "2")):
                 sysctl(node.ns, key, value)
-            node.forwarder = Forwarder(node.ns, API_PORT_IN_NODE, (host.strip("[]"), int(port)))
+            node.forwarder = Forwarder(("127.0.0.1", API_PORT_IN_NODE),
+                                       (host.strip("[]"), int(port)), listen_ns=node.ns)
             node.forwarder.start()
             self._start_nginx(node)
             self._create_node_object(node)
@@ -178,15 +162,7 @@ class NetLab:
                 node.forwarder.close()
         if self._proxy is not None:
             self._proxy.join(timeout=3)
-        for ns in reversed(self.created_ns):
-            # Anything still running inside (e.g. a helper process) must not keep it.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
-                                  text=True, check=False).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            ip("netns", "del", ns, check=False)
-        self.created_ns.clear()
+        self.net.teardown()
         shutil.rmtree(self.work, ignore_errors=True)
 
     # -- pieces ---------------------------------------------------------------------
@@ -311,20 +287,11 @@ class NetLab:
         for node in self.nodes:
             ip("link", "set", node.port, "master", "br0", ns=self.lan)
 
-    def prober(self, vip: str, duration: float, interval: float = 0.01,
-               timeout: float = 0.1, ns: str | None = None) -> subprocess.Popen[str]:
-        """Start the request-every-10-ms client in the client namespace."""
-        return subprocess.Popen(
-            in_ns(ns or self.client_ns, [sys.executable, "-m", "metallb_lab.prober", vip,
-                                         f"--interval={interval}", f"--timeout={timeout}",
-                                         f"--duration={duration}"]),
-            stdout=subprocess.PIPE, text=True)
-
     def add_host(self, name: str, addr4: str, addr6: str) -> str:
         """Another namespace on the LAN (e.g. a foreign host); removed on teardown."""
         ns = f"mlb{self.id}-{name}"
-        self._add_ns(ns)
-        self._attach(ns, "eth0", addr4, addr6)
+        self.net.add_ns(ns)
+        self.net.attach(ns, "eth0", addr4, addr6)
         return ns
 
     def speaker_metrics(self, node: LabNode) -> str:
@@ -340,31 +307,7 @@ class NetLab:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
-    # -- users' view ----------------------------------------------------------------
-    def curl(self, vip: str, timeout: float = 2.0, ns: str | None = None) -> str | None:
-        host = f"[{vip}]" if ":" in vip else vip
-        out = subprocess.run(in_ns(ns or self.client_ns,
-                                   ["curl", "-s", "--max-time", str(timeout),
-                                    f"http://{host}/"]),
-                             capture_output=True, text=True, check=False)
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    def neighbour_mac(self, vip: str, ns: str | None = None) -> str | None:
-        out = ip("-j", "neigh", "show", vip, ns=ns or self.client_ns, check=False).stdout
-        with contextlib.suppress(ValueError):
-            for entry in json.loads(out or "[]"):
-                if entry.get("lladdr"):
-                    return str(entry["lladdr"])
-        return None
-
-    def node_by_mac(self, mac: str) -> LabNode | None:
-        for node in self.nodes:
-            out = ip("-j", "link", "show", "eth0", ns=node.ns, check=False).stdout
-            with contextlib.suppress(ValueError, IndexError):
-                if json.loads(out)[0]["address"] == mac:
-                    return node
-        return None
-
+    # -- users' view (curl, neighbour_mac, node_by_mac, prober: UsersView) -----------
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Every running speaker sees every running speaker as ready."""
         running = [n for n in self.nodes if n.speaker is not None and n.speaker.poll() is None]

@@ -1,10 +1,10 @@
 """Network-namespace plumbing for the lab: run commands in a namespace, create sockets
-in one (per thread, with setns), and forward TCP from a namespace's loopback to the
-control plane on the host's loopback.
+in one (per thread, with setns), and relay TCP between namespaces.
 
-The forwarder is why no address is ever added to the host's own namespace: speakers
-inside node namespaces reach the API server at https://127.0.0.1:6443 *of their own
-namespace*, and the lab relays those connections to the real apiserver.
+The relay is why no address is ever added to the host's own namespace: in the process
+lab, speakers inside node namespaces reach the API server at https://127.0.0.1:6443 *of
+their own namespace*; in the real-node cluster, the API server lives in a namespace of
+its own on the lab LAN and tests reach it through a relay on the host's loopback.
 """
 
 from __future__ import annotations
@@ -85,22 +85,36 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 class Forwarder(threading.Thread):
-    """127.0.0.1:`listen_port` inside namespace `ns` -> `target` in our own namespace."""
+    """TCP relay between two network namespaces (None: the one this process runs in).
 
-    def __init__(self, ns: str, listen_port: int, target: tuple[str, int]) -> None:
-        super().__init__(name=f"fwd-{ns}", daemon=True)
+    `listen` is bound in `listen_ns`; every accepted connection is relayed to `target`,
+    dialled from `target_ns`. The process lab listens inside node namespaces and dials
+    the control plane here; the real-node cluster listens here and dials the control
+    plane inside its own namespace."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int], *,
+                 listen_ns: str | None = None, target_ns: str | None = None) -> None:
+        super().__init__(name=f"fwd-{listen_ns or target_ns}", daemon=True)
         self.target = target
+        self.target_ns = target_ns
 
         def listener() -> socket.socket:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", listen_port))
-            s.listen(64)
+            s.bind(listen)
+            s.listen(128)
             return s
 
-        self.sock = run_in_ns(ns, listener)
+        self.sock = run_in_ns(listen_ns, listener) if listen_ns else listener()
+        self.port = int(self.sock.getsockname()[1])
         self._closed = False
-        self._conns: list[socket.socket] = []
+        self._conns: set[tuple[socket.socket, socket.socket]] = set()
+
+    def _dial(self) -> socket.socket:
+        def connect() -> socket.socket:
+            return socket.create_connection(self.target, timeout=5)
+
+        return run_in_ns(self.target_ns, connect) if self.target_ns else connect()
 
     def run(self) -> None:
         while not self._closed:
@@ -109,14 +123,24 @@ class Forwarder(threading.Thread):
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = self._dial()
                 upstream.settimeout(None)
             except OSError:
                 client.close()
                 continue
-            self._conns += [client, upstream]
-            threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+            pair = (client, upstream)
+            self._conns.add(pair)
+            threading.Thread(target=self._relay, args=(pair,), daemon=True).start()
+
+    def _relay(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        client, upstream = pair
+        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        back.start()
+        _pump(client, upstream)
+        back.join()
+        for c in pair:  # both directions are done: release the descriptors
+            c.close()
+        self._conns.discard(pair)
 
     def close(self) -> None:
         self._closed = True
@@ -124,6 +148,7 @@ class Forwarder(threading.Thread):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
         with contextlib.suppress(OSError):
             self.sock.close()
-        for c in self._conns:
-            with contextlib.suppress(OSError):
-                c.close()
+        for pair in list(self._conns):
+            for c in pair:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)

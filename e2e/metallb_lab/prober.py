@@ -1,18 +1,23 @@
 """A client that requests http://VIP/ every `interval` and records each outcome.
 
 Run inside the lab's client namespace (`ip netns exec ... python -m metallb_lab.prober`);
-prints one JSON document: [{"t": seconds since start, "ok": bool, "node": "node-2"}].
-Used by the failover tests and bench/failover.
+prints one JSON document: [{"t": seconds since start, "ok": bool, "node": "node-2"}]
+("node" is whoever the answer names: a node of the process lab, a Pod of the real-node
+cluster). `Outcome` summarizes it for the demo, the failover tests and bench/failover.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import signal
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 
 def probe(vip: str, timeout: float) -> tuple[bool, str]:
@@ -26,6 +31,32 @@ def probe(vip: str, timeout: float) -> tuple[bool, str]:
         return False, ""
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the client saw. `outage_s` is the longest gap between two successful
+    requests (one interval when all is well): it covers refused and timed-out ones."""
+
+    requests: int
+    failed: int
+    outage_s: float
+    served_by: tuple[str, ...]  # in order of first answer
+    after_outage: str | None  # who answered first after the longest gap
+
+    @classmethod
+    def of(cls, results: Sequence[dict[str, Any]]) -> Outcome:
+        ok = [r for r in results if r["ok"]]
+        gaps = [(b["t"] - a["t"], b) for a, b in itertools.pairwise(ok)]
+        gap, first_after = max(gaps, key=lambda g: g[0]) if gaps else (float("nan"), None)
+        return cls(requests=len(results), failed=len(results) - len(ok),
+                   outage_s=round(gap, 4),
+                   served_by=tuple(dict.fromkeys(r["node"] for r in ok)),
+                   after_outage=first_after["node"] if first_after else None)
+
+    @classmethod
+    def parse(cls, stdout: str) -> Outcome:
+        return cls.of(json.loads(stdout))
 
 
 def main(argv: list[str] | None = None) -> int:

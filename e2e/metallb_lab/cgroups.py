@@ -1,0 +1,110 @@
+"""cgroup v1 plumbing for the real-node lab: each node gets top-level cgroups of its own
+in every hierarchy (kubelet's `cgroupRoot`, and a sibling for the node's daemons), so a
+whole node can be frozen, and everything it ever started can be found and killed, even
+after the test process itself died.
+
+Only cgroups this lab created (names starting with a cluster's prefix) are touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def hierarchies() -> list[Path]:
+    """Mount points of the cgroup v1 hierarchies (cpu, memory, ..., name=systemd)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] == "cgroup":
+            found.append(Path(left.split(" ")[4]))
+    return found
+
+
+def require_v1() -> None:
+    if not hierarchies():
+        raise RuntimeError("the real-node lab needs cgroup v1 hierarchies (the host has "
+                           "none mounted under /sys/fs/cgroup)")
+
+
+def create(name: str) -> None:
+    """A top-level cgroup `name` in every hierarchy; cpuset needs cpus and mems set
+    before a task may join (copied from the root)."""
+    for h in hierarchies():
+        path = h / name
+        path.mkdir(exist_ok=True)
+        for knob in ("cpuset.cpus", "cpuset.mems"):
+            if (h / knob).exists() and not (path / knob).read_text().strip():
+                (path / knob).write_text((h / knob).read_text())
+
+
+def join(name: str, pid: int | None = None) -> None:
+    """Move `pid` (default: the calling process) into cgroup `name` of every hierarchy."""
+    me = str(pid if pid is not None else os.getpid())
+    for h in hierarchies():
+        (h / name / "cgroup.procs").write_text(me)
+
+
+def _tree(path: Path) -> Iterator[Path]:
+    """`path` and its descendants, deepest first."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            yield from _tree(child)
+    yield path
+
+
+def pids(name: str) -> set[int]:
+    found: set[int] = set()
+    for h in hierarchies():
+        for cg in _tree(h / name):
+            with contextlib.suppress(OSError):
+                found |= {int(p) for p in (cg / "cgroup.procs").read_text().split()}
+    return found
+
+
+def set_frozen(name: str, frozen: bool) -> None:
+    """Freeze (or thaw) every process of cgroup `name`: a node that hangs entirely."""
+    state = CGROUP_ROOT / "freezer" / name / "freezer.state"
+    state.write_text("FROZEN" if frozen else "THAWED")
+
+
+def matching(prefix: str) -> list[str]:
+    names: set[str] = set()
+    for h in hierarchies():
+        with contextlib.suppress(OSError):
+            names |= {p.name for p in h.iterdir() if p.is_dir() and p.name.startswith(prefix)}
+    return sorted(names)
+
+
+def destroy(name: str, timeout: float = 20.0) -> None:
+    """Kill everything in cgroup `name` (thawed first: a frozen task cannot die), then
+    remove it in every hierarchy, deepest first."""
+    with contextlib.suppress(OSError):
+        set_frozen(name, False)
+    deadline = time.monotonic() + timeout
+    while (left := pids(name)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    for h in hierarchies():
+        for cg in _tree(h / name):
+            while True:
+                try:
+                    cg.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # EBUSY while the last tasks are being reaped
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
