@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
-#   make demo   - real control plane + simulated nodes + nginx, curl through the LB IP
-#   make test   - lint, types, import contracts, and every test tier (unit, cluster, netns)
+#   make demo   - a real 3-node cluster, helm install, nginx, curl through the LB IP, node fails
+#   make test   - lint, types, import contracts, and every test tier
+#                 (unit, cluster, netns, cluster_nodes)
 SHELL := /bin/bash
 PY := .venv/bin/python
 
@@ -15,7 +16,7 @@ lint: setup
 	.venv/bin/lint-imports
 
 test: setup lint
-	$(PY) -m pytest -m "unit or cluster or netns" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "unit or cluster or netns or cluster_nodes" $(PYTEST_ARGS)
 
 unit: setup
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)

@@ -1,7 +1,9 @@
 """Fixtures shared by every test tier (tests/ and e2e/tests/).
 
 Tiers are pytest markers: `unit` (pure), `cluster` (real kube-apiserver + etcd built
-from Go modules) and `netns` (root + network namespaces). Every test must carry one.
+from Go modules), `netns` (root + network namespaces: the process lab, the operator and
+speakers as processes) and `cluster_nodes` (root: a real multi-node cluster, the chart's
+Pods on kubelets). Every test must carry one.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import pytest
 from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
 from metallb_lab.kube import apply_crds, create_namespace
 
-TIERS = ("unit", "cluster", "netns")
+TIERS = ("unit", "cluster", "netns", "cluster_nodes")
+ROOT_TIERS = ("netns", "cluster_nodes")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.get_closest_marker(t) for t in TIERS):
             raise pytest.UsageError(f"{item.nodeid} has no tier marker ({', '.join(TIERS)})")
-        if item.get_closest_marker("netns") and os.geteuid() != 0:
-            item.add_marker(pytest.mark.skip(reason="netns tier needs root"))
+        if any(item.get_closest_marker(t) for t in ROOT_TIERS) and os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason="this tier needs root"))
 
 
 @pytest.fixture(scope="session")

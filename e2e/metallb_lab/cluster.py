@@ -46,6 +46,7 @@ from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import Lan, UsersView
 from metallb_lab.netns import ip, sysctl
 
+LAN4, LAN6 = "198.18.0.0/24", "fd00:18::/64"
 CP4, CP6 = "198.18.0.1", "fd00:18::1"
 CLIENT4, CLIENT6 = "198.18.0.2", "fd00:18::2"
 POD_CIDRS = ("198.18.128.0/17", "fd00:10:244::/56")
@@ -178,13 +179,13 @@ class Cluster(UsersView[KubeNode]):
         for node in self.nodes:
             net.add_ns(node.ns)
             node.port = net.attach(node.ns, "eth0", node.ip4, node.ip6)
-            # A node has a gateway: the control plane's namespace (which forwards nothing).
-            # Host-network Pods need a route to the Service CIDRs for kube-proxy's DNAT.
-            ip("route", "add", "default", "via", CP4, ns=node.ns)
-            ip("-6", "route", "add", "default", "via", CP6, ns=node.ns)
+            self._routes(node)
             # Nodes route for their Pods and for kube-proxy's DNAT to other nodes' Pods
             # (kubeadm requires it; the bridge plugin would set it only with a local Pod).
-            for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+            for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding",
+                        # and, like a configured host, keep its IPv6 address over a
+                        # link flap (the kernel's default flushes it on link down)
+                        "net.ipv6.conf.eth0.keep_addr_on_down"):
                 sysctl(node.ns, key, "1")
 
     def _in_parallel(self, fn: Callable[[KubeNode], None]) -> None:
@@ -226,11 +227,24 @@ class Cluster(UsersView[KubeNode]):
             raise TimeoutError(self.diagnose()) from None
         for node in self.nodes:
             node.write_cni(got[node.name])
+        for cidr, via in self._pod_routes():
+            ip("route", "replace", cidr, "via", via, ns=self.cp_ns)
         for node in self.nodes:
-            for ns in [self.cp_ns] + [n.ns for n in self.nodes if n is not node]:
-                for cidr in node.pod_cidrs:
-                    via = node.ip6 if ":" in cidr else node.ip4
-                    ip("route", "replace", cidr, "via", via, ns=ns)
+            self._routes(node)
+
+    def _pod_routes(self, exclude: KubeNode | None = None) -> list[tuple[str, str]]:
+        return [(cidr, n.ip6 if ":" in cidr else n.ip4)
+                for n in self.nodes if n is not exclude for cidr in n.pod_cidrs]
+
+    def _routes(self, node: KubeNode) -> None:
+        """A node's routes via its eth0 (the kernel drops them when the link goes down).
+        Its gateway is the control plane's namespace (which forwards nothing): host-
+        network Pods need a route to the Service CIDRs for kube-proxy's DNAT. The other
+        nodes' Pods are reached through those nodes."""
+        ip("route", "replace", "default", "via", CP4, ns=node.ns)
+        ip("-6", "route", "replace", "default", "via", CP6, ns=node.ns)
+        for cidr, via in self._pod_routes(exclude=node):
+            ip("route", "replace", cidr, "via", via, ns=node.ns)
 
     def _wait_nodes_ready(self, timeout: float = 90.0) -> None:
         def ready() -> bool:
@@ -319,6 +333,11 @@ class Cluster(UsersView[KubeNode]):
 
     def set_link(self, node: KubeNode, up: bool) -> None:
         ip("link", "set", "eth0", "up" if up else "down", ns=node.ns)
+        if up:  # once the link's own (connected) routes are back, add ours again
+            wait_for(lambda: ip("route", "show", LAN4, ns=node.ns).stdout and
+                     ip("-6", "route", "show", LAN6, ns=node.ns).stdout,
+                     timeout=10, what=f"{node.name}'s connected routes")
+            self._routes(node)
 
     def set_frozen(self, node: KubeNode, frozen: bool) -> None:
         """Every process of the node (daemons and Pods) stops, or resumes."""

@@ -1,0 +1,375 @@
+"""End to end on a real multi-node cluster: the chart's Pods on kubelets, the image built
+from the project's Dockerfile, ServiceAccount tokens and RBAC, probes, kube-proxy's
+rules and real EndpointSlices; ARP/NDP answered by speaker Pods, curl from a client on
+the LAN reaching nginx Pods.
+
+The nginx backends ("web") run on node-3 only, and the failure tests fail another node:
+what they measure is the address moving, not Kubernetes noticing dead Pods.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metallb_lab import cgroups
+from metallb_lab.cluster import Cluster
+from metallb_lab.kube import wait_for
+from metallb_lab.kubenode import KubeNode
+from metallb_lab.netns import in_ns
+from metallb_lab.prober import Outcome
+from metallb_speaker.election import rank_key
+
+pytestmark = pytest.mark.cluster_nodes
+NS = "metallb-system"
+APPS = "apps"
+SPEAKER_SA = "system:serviceaccount:metallb-system:metallb-py-speaker"
+OPERATOR_SA = "system:serviceaccount:metallb-system:metallb-py-operator"
+BACKEND_NODE = "node-3"
+# Probes a few times faster than the chart's defaults, so failing ones act within seconds.
+FAST_PROBES = tuple(f"speaker.{probe}.{k}={v}" for probe in ("livenessProbe", "readinessProbe")
+                    for k, v in (("periodSeconds", 2), ("timeoutSeconds", 1),
+                                 ("failureThreshold", 2), ("initialDelaySeconds", 2)))
+CONFIG = """
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab, namespace: metallb-system}
+spec: {addresses: ["198.18.0.100-198.18.0.199", "fd00:18::100-fd00:18::1ff"]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lab, namespace: metallb-system}
+"""
+_addresses = (f"198.18.0.{i}" for i in itertools.count(120))
+
+
+def deployment(name: str, node: str, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": APPS},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                     "nodeSelector": {"kubernetes.io/hostname": node},
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "nginx", "image": "nginx:1.22"}]}}},
+    }
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def wait_speakers_ready(c: Cluster, timeout: float = 120.0) -> list[dict[str, Any]]:
+    """One Ready speaker Pod per node, each seeing every node's speaker as ready."""
+    def check() -> list[dict[str, Any]] | None:
+        pods = [p for p in c.pods(NS, "app.kubernetes.io/component=speaker")
+                if not p["metadata"].get("deletionTimestamp")]
+        on = sorted(p["spec"].get("nodeName", "") for p in pods if ready(p))
+        if on != [n.name for n in c.nodes]:
+            return None
+        for node in c.nodes:
+            text = http_get(c, f"http://{node.ip4}:7473/metrics") or ""
+            if f'metallb_speaker_members{{state="ready"}} {len(c.nodes)}.0' not in text:
+                return None
+        return pods
+
+    try:
+        return wait_for(check, timeout=timeout, interval=0.5, what="speakers Ready")
+    except TimeoutError:
+        raise TimeoutError(c.diagnose(pods_of=(NS,))) from None
+
+
+def http_get(c: Cluster, url: str) -> str | None:
+    """GET from the client's namespace (on the LAN, like any host there)."""
+    import subprocess
+
+    out = subprocess.run(in_ns(c.client_ns, ["curl", "-s", "--max-time", "2", url]),
+                         capture_output=True, text=True, check=False)
+    return out.stdout if out.returncode == 0 else None
+
+
+def pick_address(c: Cluster, avoid: str) -> str:
+    """A pool address whose owner (MetalLB's ranking: lowest sha256(node#ip)) is not
+    `avoid`, so failing the owner leaves the backends alone."""
+    for ip in _addresses:
+        if min((n.name for n in c.nodes), key=lambda n, ip=ip: rank_key(n, ip)) != avoid:
+            return ip
+    raise AssertionError("unreachable")
+
+
+def lb_service(c: Cluster, name: str, app: str, *, address: str | None = None,
+               **spec: Any) -> list[str]:
+    annotations = {"metallb.io/loadBalancerIPs": address} if address else {}
+    c.api.create(f"/api/v1/namespaces/{APPS}/services", {
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"type": "LoadBalancer", "selector": {"app": app},
+                 "ports": [{"port": 80}], **spec}})
+    want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
+
+    def ingress() -> list[str] | None:
+        obj = c.api.get(f"/api/v1/namespaces/{APPS}/services/{name}")
+        ips = [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
+            "ingress") or []]
+        return ips if len(ips) >= want else None
+
+    return wait_for(ingress, timeout=30, what=f"{name} external IP")
+
+
+def single_announcer(c: Cluster, name: str, timeout: float = 30.0) -> KubeNode:
+    def one() -> list[KubeNode] | None:
+        got = c.announcers(APPS, name)
+        return got if len(got) == 1 else None
+
+    return wait_for(one, timeout=timeout, what=f"one announcer of {name}")[0]
+
+
+def curl_pod(c: Cluster, vip: str, timeout: float = 30.0) -> str:
+    body = wait_for(lambda: c.curl(vip, timeout=1), timeout=timeout, what=f"curl {vip}")
+    assert body.startswith("served by "), body
+    return body.removeprefix("served by ")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with Cluster(nodes=3) as c:
+        c.install(values=FAST_PROBES)
+        wait_speakers_ready(c)
+        c.kubectl("apply", "-f", "-", input=CONFIG)
+        c.api.create("/api/v1/namespaces", {"metadata": {"name": APPS}})
+        c.api.create(f"/apis/apps/v1/namespaces/{APPS}/deployments",
+                     deployment("web", BACKEND_NODE, replicas=2))
+        c.kubectl("rollout", "status", "-n", APPS, "deployment/web", "--timeout=120s")
+        yield c
+
+
+@pytest.fixture
+def healthy(cluster: Cluster) -> Iterator[Cluster]:
+    """Each test leaves every node up and every speaker Ready and joined."""
+    yield cluster
+    for node in cluster.nodes:
+        cluster.set_frozen(node, False)
+        cluster.set_link(node, up=True)
+    wait_speakers_ready(cluster)
+
+
+def test_the_chart_runs_as_pods_on_every_node(healthy: Cluster) -> None:
+    c = healthy
+    pods = c.pods(NS)
+    speakers = [p for p in pods if p["metadata"]["labels"].get(
+        "app.kubernetes.io/component") == "speaker"]
+    operators = [p for p in pods if p["metadata"]["labels"].get(
+        "app.kubernetes.io/component") == "operator"]
+    assert len(operators) == 1 and ready(operators[0])
+    assert sorted(p["spec"]["nodeName"] for p in speakers) == ["node-1", "node-2", "node-3"]
+    for pod in speakers + operators:
+        assert ready(pod), pod["status"]
+        (container,) = pod["spec"]["containers"]
+        assert container["image"] == c.images.project.ref  # built from this tree
+    for pod in speakers:  # host network: the Pod's address is its node's
+        assert pod["status"]["podIP"] == c.node(pod["spec"]["nodeName"]).ip4
+    table = c.kubectl("get", "pods", "-n", NS).stdout
+    assert table.count("Running") == 4 and table.count("1/1") == 4, table
+    # Logs through the API server and the kubelet: JSON lines with the stable keys.
+    for pod in speakers + operators:
+        logs = c.kubectl("logs", "-n", NS, pod["metadata"]["name"]).stdout
+        lines = [json.loads(line) for line in logs.splitlines() if line.strip()]
+        assert lines, pod["metadata"]["name"]
+        assert all({"ts", "level", "msg", "event"} <= set(line) for line in lines), lines[:3]
+    # The probes' view, as the kubelet gets it.
+    body = http_get(c, f"http://{c.nodes[0].ip4}:7473/readyz")
+    assert body is not None and "membership: ok" in body and "dataplane: ok" in body, body
+
+
+PROBE = """
+import json, os, ssl, sys, urllib.error, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+ctx = ssl.create_default_context(cafile=sa + "/ca.crt")
+base = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"],
+                          os.environ["KUBERNETES_SERVICE_PORT"])
+token = open(sa + "/token").read()
+def call(method, path, body=None):
+    req = urllib.request.Request(base + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token,
+                 "Content-Type": "application/merge-patch+json"
+                 if method == "PATCH" else "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+out = {"whoami": call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    )[1]["status"]["userInfo"]["username"]}
+for name, (method, path, body) in json.loads(sys.argv[1]).items():
+    out[name] = call(method, path, body)[0]
+print(json.dumps(out))
+"""
+
+
+def as_pod(c: Cluster, pod: str, calls: dict[str, tuple[str, str, Any]]) -> dict[str, Any]:
+    """Make API calls from inside a Pod, with its own ServiceAccount token."""
+    out = c.kubectl("exec", "-n", NS, pod, "--", "python3", "-c", PROBE, json.dumps(calls))
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_components_run_with_only_their_service_accounts(healthy: Cluster) -> None:
+    c = healthy
+    dry = "?dryRun=All"  # authorization is checked, nothing changes
+    speaker = c.pods(NS, "app.kubernetes.io/component=speaker")[0]["metadata"]["name"]
+    got = as_pod(c, speaker, {
+        "own secret": ("GET", f"/api/v1/namespaces/{NS}/secrets/metallb-py-memberlist",
+                       None),
+        "any secret": ("GET", "/api/v1/secrets", None),
+        "list services": ("GET", "/api/v1/services", None),
+        "delete a service": ("DELETE", f"/api/v1/namespaces/default/services/kubernetes{dry}",
+                             None),
+        "write service status": ("PATCH", "/api/v1/namespaces/default/services/kubernetes/"
+                                 f"status{dry}", {"metadata": {}}),
+    })
+    assert got == {"whoami": SPEAKER_SA, "own secret": 200, "any secret": 403,
+                   "list services": 200, "delete a service": 403,
+                   "write service status": 403}
+    operator = c.pods(NS, "app.kubernetes.io/component=operator")[0]["metadata"]["name"]
+    got = as_pod(c, operator, {
+        "list services": ("GET", "/api/v1/services", None),
+        "patch a node": ("PATCH", f"/api/v1/nodes/node-1{dry}", {"metadata": {}}),
+        "read secrets": ("GET", f"/api/v1/namespaces/{NS}/secrets", None),
+        "write service status": ("PATCH", "/api/v1/namespaces/default/services/kubernetes/"
+                                 f"status{dry}", {"metadata": {}}),
+    })
+    assert got == {"whoami": OPERATOR_SA, "list services": 200, "patch a node": 403,
+                   "read secrets": 403, "write service status": 200}
+
+
+def _speaker_pid(node: KubeNode) -> int:
+    for pid in cgroups.pids(node.cgroup):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"metallb-speaker") for arg in cmdline):
+            return pid
+    raise AssertionError(f"no speaker process on {node.name}")
+
+
+def test_probes_restart_a_speaker_that_stops_answering(healthy: Cluster) -> None:
+    c = healthy
+    node = c.nodes[1]
+
+    def pod() -> dict[str, Any]:
+        (p,) = [p for p in c.pods(NS, "app.kubernetes.io/component=speaker")
+                if p["spec"]["nodeName"] == node.name]
+        return p
+
+    before = pod()
+    restarts = before["status"]["containerStatuses"][0]["restartCount"]
+    import os
+
+    os.kill(_speaker_pid(node), signal.SIGSTOP)  # alive to the kernel, answers nothing
+    wait_for(lambda: not ready(pod()), timeout=30, what="speaker Pod not Ready")
+    wait_for(lambda: pod()["status"]["containerStatuses"][0]["restartCount"] > restarts,
+             timeout=60, what="the kubelet restarted the speaker")
+    wait_speakers_ready(c)
+    events = c.kubectl("get", "events", "-n", NS, "--field-selector",
+                       f"involvedObject.name={before['metadata']['name']},reason=Unhealthy",
+                       "-o", "jsonpath={.items[*].message}").stdout
+    assert "Liveness probe failed" in events and "Readiness probe failed" in events, events
+
+
+def test_ipv4_and_ipv6_through_kube_proxy(healthy: Cluster) -> None:
+    c = healthy
+    vip4, vip6 = lb_service(c, "dual", "web", ipFamilyPolicy="RequireDualStack",
+                            ipFamilies=["IPv4", "IPv6"])
+    assert "." in vip4 and ":" in vip6
+    owner = single_announcer(c, "dual")
+    web = {p["metadata"]["name"] for p in c.pods(APPS, "app=web")}
+    assert curl_pod(c, vip4) in web
+    assert curl_pod(c, vip6) in web  # NDP answered by the speaker Pod
+    # The speaker answered for the owner's interface; no node holds the address.
+    for vip in (vip4, vip6):
+        assert c.node_by_mac(c.neighbour_mac(vip) or "") is owner
+        assert not any(vip in c.node_addresses(n) for n in c.nodes)
+    status = [s["status"] for s in c.api.get(
+        f"/apis/metallb.io/v1beta1/namespaces/{NS}/servicel2statuses")["items"]
+        if s["status"].get("serviceName") == "dual"]
+    assert status == [{"node": owner.name, "serviceName": "dual", "serviceNamespace": APPS,
+                       "interfaces": [{"name": "eth0"}]}]
+
+
+def test_external_traffic_policy_local_follows_the_ready_pod(healthy: Cluster) -> None:
+    c = healthy
+    c.api.create(f"/apis/apps/v1/namespaces/{APPS}/deployments",
+                 deployment("local", "node-2"))
+    c.kubectl("rollout", "status", "-n", APPS, "deployment/local", "--timeout=120s")
+    (vip,) = lb_service(c, "local", "local", externalTrafficPolicy="Local")
+    assert single_announcer(c, "local").name == "node-2"
+    first = curl_pod(c, vip)
+    assert c.node_of_pod(APPS, first).name == "node-2"
+    # The Pod moves to node-1: the EndpointSlice follows, and so does the announcement.
+    c.api.merge_patch(f"/apis/apps/v1/namespaces/{APPS}/deployments/local",
+                      {"spec": {"template": {"spec": {"nodeSelector": {
+                          "kubernetes.io/hostname": "node-1"}}}}})
+    c.kubectl("rollout", "status", "-n", APPS, "deployment/local", "--timeout=120s")
+    wait_for(lambda: [n.name for n in c.announcers(APPS, "local")] == ["node-1"],
+             timeout=30, what="announcement follows the endpoint")
+    body = wait_for(lambda: (b := c.curl(vip, timeout=1)) and first not in b and b,
+                    timeout=30, what="traffic reaches the new Pod")
+    assert c.node_of_pod(APPS, body.removeprefix("served by ")).name == "node-1"
+
+
+@pytest.mark.parametrize("failure", ["link-down", "frozen"])
+def test_owner_moves_when_its_node_fails(healthy: Cluster, failure: str) -> None:
+    c = healthy
+    name = f"move-{failure}"
+    (vip,) = lb_service(c, name, "web", address=pick_address(c, avoid=BACKEND_NODE))
+    first = single_announcer(c, name)
+    assert first.name != BACKEND_NODE
+    curl_pod(c, vip)
+    probe = c.prober(vip, duration=6.0, timeout=0.05)
+    time.sleep(1.5)
+    if failure == "link-down":
+        c.set_link(first, up=False)
+    else:
+        c.set_frozen(first, True)  # kubelet, kube-proxy, the speaker Pod: all stop
+    seen = Outcome.parse(probe.communicate(timeout=60)[0])
+    assert seen.after_outage is not None and seen.failed < seen.requests, seen
+    assert seen.outage_s < 5.0, seen  # hang guard; the distribution is in bench/failover
+    assert c.curl(vip, timeout=1) is not None
+    new = c.node_by_mac(c.neighbour_mac(vip) or "")
+    assert new is not None and new is not first
+    wait_for(lambda: new in c.announcers(APPS, name), timeout=30,
+             what="the new owner's ServiceL2Status")
+
+
+def test_helm_upgrade_rolls_the_speakers_without_failed_requests(healthy: Cluster) -> None:
+    c = healthy
+    (vip,) = lb_service(c, "rolling", "web")
+    single_announcer(c, "rolling")
+    curl_pod(c, vip)
+    before = {p["metadata"]["uid"] for p in c.pods(NS, "app.kubernetes.io/component=speaker")}
+    probe = c.prober(vip, duration=300.0, timeout=0.1)
+    try:
+        time.sleep(1.0)
+        c.install(values=(*FAST_PROBES, f"speaker.podAnnotations.lab/rollout={uuid.uuid4()}"))
+        c.kubectl("rollout", "status", "-n", NS, "daemonset/metallb-py-speaker",
+                  "--timeout=180s")
+        pods = wait_speakers_ready(c)
+        time.sleep(1.0)
+    finally:
+        probe.send_signal(signal.SIGTERM)
+    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+    assert not before & {p["metadata"]["uid"] for p in pods}  # every speaker replaced
+    assert seen.requests > 100, seen
+    assert seen.failed == 0, seen
+    single_announcer(c, "rolling")
