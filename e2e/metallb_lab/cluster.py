@@ -44,13 +44,15 @@ from metallb_lab.images import LabImages, ensure_images
 from metallb_lab.kube import Json, wait_for
 from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import Lan, UsersView
-from metallb_lab.netns import ip, sysctl
+from metallb_lab.netns import in_ns, ip, sysctl
+from metallb_speaker.election import rank_key
 
 LAN4, LAN6 = "198.18.0.0/24", "fd00:18::/64"
 CP4, CP6 = "198.18.0.1", "fd00:18::1"
 CLIENT4, CLIENT6 = "198.18.0.2", "fd00:18::2"
 POD_CIDRS = ("198.18.128.0/17", "fd00:10:244::/56")
 CHART = REPO_ROOT / "charts" / "metallb-py"
+NGINX = "nginx:1.22"  # Debian's nginx, imported into every node (metallb_lab.images)
 NODE_BINARIES = ("kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler",
                  "containerd", "containerd-shim-runc-v2", "ctr", "crictl")
 
@@ -310,6 +312,75 @@ class Cluster(UsersView[KubeNode]):
             f"/api/v1/namespaces/{namespace}/pods{query}")["items"]
         return items
 
+    # -- MetalLB on it ------------------------------------------------------------------
+    def http_get(self, url: str, timeout: float = 2.0) -> str | None:
+        """GET from the client's namespace (on the LAN, like any host there)."""
+        out = subprocess.run(in_ns(self.client_ns, ["curl", "-s", "--max-time",
+                                                    str(timeout), url]),
+                             capture_output=True, text=True, check=False)
+        return out.stdout if out.returncode == 0 else None
+
+    def wait_speakers_ready(self, namespace: str = "metallb-system", timeout: float = 120.0
+                            ) -> list[dict[str, Any]]:
+        """One Ready speaker Pod per node, each seeing every node's speaker as ready;
+        returns the speaker Pods."""
+        want = f'metallb_speaker_members{{state="ready"}} {len(self.nodes)}.0'
+
+        def check() -> list[dict[str, Any]] | None:
+            pods = [p for p in self.pods(namespace, "app.kubernetes.io/component=speaker")
+                    if not p["metadata"].get("deletionTimestamp")]
+            on = sorted(p["spec"].get("nodeName", "") for p in pods if pod_ready(p))
+            if on != [n.name for n in self.nodes]:
+                return None
+            if not all(want in (self.http_get(f"http://{n.ip4}:7473/metrics") or "")
+                       for n in self.nodes):
+                return None
+            return pods
+
+        try:
+            return wait_for(check, timeout=timeout, interval=0.5, what="speakers Ready")
+        except TimeoutError:
+            raise TimeoutError(self.diagnose(pods_of=(namespace,))) from None
+
+    def deployment(self, namespace: str, name: str, node: str, replicas: int = 1) -> None:
+        """nginx Pods pinned to `node`, and wait until they are rolled out."""
+        self.api.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                         "nodeSelector": {"kubernetes.io/hostname": node},
+                         "terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "nginx", "image": NGINX}]}}}})
+        self.kubectl("rollout", "status", "-n", namespace, f"deployment/{name}",
+                     "--timeout=120s")
+
+    def lb_service(self, namespace: str, name: str, app: str, *, address: str | None = None,
+                   **spec: Any) -> list[str]:
+        """A LoadBalancer Service for Pods `app=<app>`; waits for its addresses."""
+        annotations = {"metallb.io/loadBalancerIPs": address} if address else {}
+        self.api.create(f"/api/v1/namespaces/{namespace}/services", {
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"type": "LoadBalancer", "selector": {"app": app},
+                     "ports": [{"port": 80}], **spec}})
+        want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
+
+        def ingress() -> list[str] | None:
+            obj = self.api.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+            ips = [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}
+                                     ).get("ingress") or []]
+            return ips if len(ips) >= want else None
+
+        return wait_for(ingress, timeout=30, what=f"{name} external IP")
+
+    def single_announcer(self, namespace: str, service: str, timeout: float = 30.0
+                         ) -> KubeNode:
+        def one() -> list[KubeNode] | None:
+            got = self.announcers(namespace, service)
+            return got if len(got) == 1 else None
+
+        return wait_for(one, timeout=timeout, what=f"one announcer of {service}")[0]
+
     def announcers(self, namespace: str, service: str, speakers_ns: str = "metallb-system"
                    ) -> list[KubeNode]:
         """Nodes whose ServiceL2Status says they announce the Service."""
@@ -343,6 +414,22 @@ class Cluster(UsersView[KubeNode]):
         """Every process of the node (daemons and Pods) stops, or resumes."""
         for name in (node.cgroup, node.daemon_cgroup):
             cgroups.set_frozen(name, frozen)
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def address_not_owned_by(avoid: str, nodes: Iterable[str], candidates: Iterable[str]) -> str:
+    """The first candidate address whose owner (MetalLB's ranking: the lowest
+    sha256(node#ip)) is not `avoid`: failing that owner leaves `avoid`'s Pods alone."""
+    names = list(nodes)
+
+    def owner(ip: str) -> str:
+        return min(names, key=lambda n: rank_key(n, ip))
+
+    return next(ip for ip in candidates if owner(ip) != avoid)
 
 
 def main() -> int:

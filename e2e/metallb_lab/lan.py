@@ -9,11 +9,13 @@ added to the host's own namespace.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
@@ -67,6 +69,38 @@ def kill_namespace_processes(ns: str) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
+
+
+class NeighbourWatch:
+    """Changes of a namespace's neighbour entry for one address, with wall-clock times
+    (`ip -ts monitor neigh`): when did the client start sending to another MAC?"""
+
+    def __init__(self, ns: str, address: str) -> None:
+        self.address = address
+        self.changes: list[tuple[float, str]] = []
+        self._proc = subprocess.Popen(["ip", "-n", ns, "-ts", "monitor", "neigh"],
+                                      stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            words = line.split()
+            # [2026-11-29T18:35:09.262358] 198.18.0.100 dev eth0 lladdr 5a:.. REACHABLE
+            if len(words) > 5 and words[1] == self.address and "lladdr" in words:
+                when = datetime.datetime.fromisoformat(words[0].strip("[]")).timestamp()
+                self.changes.append((when, words[words.index("lladdr") + 1]))
+
+    def moved_after(self, since: float, away_from: str) -> float | None:
+        """Seconds from `since` (time.time()) until the entry first named another MAC."""
+        return next((t - since for t, mac in list(self.changes)
+                     if t >= since and mac != away_from), None)
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=5)
+        self._reader.join(timeout=5)
 
 
 class HasNamespace(Protocol):

@@ -14,15 +14,21 @@ from metallb_api.addresses import IP
 
 class Announcer(Protocol):
     def set_owned(self, owned: Mapping[IP, tuple[str, ...]],
-                  probe: frozenset[IP] = frozenset()) -> None:
+                  probe: frozenset[IP] = frozenset(), quiet: frozenset[IP] = frozenset()
+                  ) -> None:
         """Owned addresses -> interfaces to announce on (() = every eligible one).
-        Addresses in `probe` are new to the cluster: check nobody else uses them first."""
+        Addresses in `probe` are new to the cluster: check nobody else uses them first.
+        Addresses in `quiet` are taken over from a node that still forwards: answer
+        requests, but send no gratuitous announcements until `announce()`."""
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
         """Where `ip` is actually being announced right now."""
 
     def reannounce(self) -> None:
         """Announce every owned address again (someone may have taken them meanwhile)."""
+
+    def announce(self, ips: frozenset[IP]) -> None:
+        """Start the gratuitous announcements of quietly taken-over addresses."""
 
     def close(self) -> None: ...
 
@@ -33,16 +39,22 @@ class MembershipOnly:
 
     def __init__(self) -> None:
         self.owned: dict[IP, tuple[str, ...]] = {}
+        self.quiet: set[IP] = set()
 
     def set_owned(self, owned: Mapping[IP, tuple[str, ...]],
-                  probe: frozenset[IP] = frozenset()) -> None:
+                  probe: frozenset[IP] = frozenset(), quiet: frozenset[IP] = frozenset()
+                  ) -> None:
+        self.quiet = (self.quiet | quiet) & set(owned)
         self.owned = dict(owned)
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
         return self.owned.get(ip, ())
 
     def reannounce(self) -> None:
-        pass
+        self.quiet.clear()
+
+    def announce(self, ips: frozenset[IP]) -> None:
+        self.quiet -= ips
 
     def close(self) -> None:
         self.owned = {}

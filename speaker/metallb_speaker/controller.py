@@ -23,14 +23,24 @@ from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer, object_key
 from metallb_speaker.announce import Announcer
+from metallb_speaker.datapath import DataPathCheck
 from metallb_speaker.dataplane.policy import ConflictEvent
-from metallb_speaker.election import Decision, Election, Inputs, NodeState, Reason, ServiceState
+from metallb_speaker.election import (
+    Decision,
+    Election,
+    Inputs,
+    NodeState,
+    Reason,
+    ServiceState,
+    Takeover,
+)
 from metallb_speaker.membership import Change, View
 from metallb_speaker.metrics import SpeakerMetrics
 from metallb_speaker.settings import SpeakerSettings
 
 log = logging.getLogger("metallb.speaker")
 SLICE_SERVICE_LABEL = "kubernetes.io/service-name"
+QUIET_RECHECK = 0.5  # how often a quiet takeover re-checks the previous node's data path
 
 
 def l2status_name(node: str, service_key: str) -> str:
@@ -39,10 +49,14 @@ def l2status_name(node: str, service_key: str) -> str:
 
 def node_state(obj: Mapping[str, Any]) -> NodeState:
     meta = obj.get("metadata") or {}
-    conditions = (obj.get("status") or {}).get("conditions") or []
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
     unavailable = any(c.get("type") == "NetworkUnavailable" and c.get("status") == "True"
                       for c in conditions)
-    return NodeState(str(meta.get("name")), dict(meta.get("labels") or {}), unavailable)
+    address = next((str(a["address"]) for a in status.get("addresses") or []
+                    if a.get("type") == "InternalIP" and a.get("address")), None)
+    return NodeState(str(meta.get("name")), dict(meta.get("labels") or {}), unavailable,
+                     address)
 
 
 def slice_nodes(obj: Mapping[str, Any]) -> frozenset[str]:
@@ -85,6 +99,11 @@ class SpeakerController:
         self._reassert = False
         self.peer_macs: dict[str, frozenset[str]] = {}
         self._conflicts: dict[str, set[str]] = {}  # ip -> foreign MACs
+        # Quiet takeovers: address -> the node whose data path still carries its clients.
+        self.datapath = DataPathCheck(settings.kube_proxy_healthz_port)
+        self._departed: set[str] = set()  # speakers that left gracefully, not failed
+        self._quiet: dict[IP, str] = {}
+        self._quiet_check = asyncio.Event()
 
     # -- wiring -------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +130,7 @@ class SpeakerController:
             self._tasks.append(asyncio.create_task(inf.run(), name=f"informer-{inf.name}"))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
         self._tasks.append(asyncio.create_task(self._status_writer(), name="l2status"))
+        self._tasks.append(asyncio.create_task(self._watch_quiet(), name="quiet-takeovers"))
         await self._clean_stale_statuses()
         self.synced.set()
         self.metrics.synced.set(1)
@@ -123,6 +143,7 @@ class SpeakerController:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        await self.datapath.close()
 
     def on_view(self, view: View, changes: list[Change]) -> None:
         """Called from the gossip thread."""
@@ -135,6 +156,10 @@ class SpeakerController:
         self.view = view
         for c in changes:
             self.metrics.member_changes.labels(c.reason).inc()
+            if c.reason == "left":
+                self._departed.add(c.name)
+            else:  # rejoined, or declared failed: no longer a graceful departure
+                self._departed.discard(c.name)
             if c.name == self.s.node_name and c.reason == "refuted":
                 # Others thought we were gone (stall, partition) and may have announced
                 # our addresses meanwhile: claim them again on the wire and in the API.
@@ -244,7 +269,15 @@ class SpeakerController:
         decisions = self.election.decide_all(me, self.services, inp)
         owned: dict[IP, tuple[str, ...]] = {}
         probe: set[IP] = set()
-        for d in decisions.values():
+        quiet: set[IP] = set()
+        departed = frozenset(self._departed)
+        for key, d in decisions.items():
+            old = self.decisions.get(key)
+            mode: Takeover | None = None
+            if d.reason is Reason.OWNER and (old is None or old.reason is not Reason.OWNER):
+                mode = self.election.takeover(me, old.owner if old else None,
+                                              self.services[key], inp, departed)
+                self.metrics.takeovers.labels(str(mode)).inc()
             for text in d.ips if d.owner else ():
                 first_time = text not in self._seen_owned
                 self._seen_owned.add(text)
@@ -259,9 +292,30 @@ class SpeakerController:
                     # Nobody announced it before (a new allocation, or a cold start):
                     # probe for a foreign user first. Failovers skip this: no delay.
                     probe.add(ip)
-        self.announcer.set_owned(owned, frozenset(probe))
+                elif mode is Takeover.QUIET and self.datapath.enabled and old and old.owner:
+                    quiet.add(ip)
+                    self._quiet[ip] = old.owner
+            if mode is not None and mode is not Takeover.FIRST:
+                log.info("takeover", extra={"event": "takeover", "service": key,
+                                            "reason": str(mode), "node": old.owner if old
+                                            else "", "ip": ",".join(d.ips)})
+        # A quiet takeover ends when the address is gone, or loudly when the node
+        # that still carried its clients failed (declared dead, not departed).
+        loud = set()
+        for ip, node in list(self._quiet.items()):
+            if ip not in owned:
+                del self._quiet[ip]
+            elif node not in inp.live and node not in departed:
+                loud.add(ip)
+                del self._quiet[ip]
+        self.announcer.set_owned(owned, frozenset(probe), frozenset(quiet))
+        if loud:
+            self.announcer.announce(frozenset(loud))
+        if quiet:
+            self._quiet_check.set()  # check that node's data path now, not in a second
         if self._reassert:
             self._reassert = False
+            self._quiet.clear()
             self.announcer.reannounce()
             for key, d in decisions.items():
                 if d.reason is Reason.OWNER:
@@ -300,6 +354,37 @@ class SpeakerController:
                 with contextlib.suppress(KeyError):
                     self.metrics.announced.remove(key, "layer2", self.s.node_name, ip)
             self._status_q.put_nowait((key, False))
+
+    # -- quiet takeovers ------------------------------------------------------------
+    async def _watch_quiet(self) -> None:
+        """Every second (and at once after a quiet takeover): does the node that still
+        carries the clients of a quietly taken-over address forward? If not, announce."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet_check.wait(), QUIET_RECHECK)
+            self._quiet_check.clear()
+            try:
+                nodes = sorted(set(self._quiet.values()))
+                verdicts = await asyncio.gather(*(
+                    self.datapath.down((self.nodes.get(n) or NodeState(n)).address)
+                    for n in nodes))
+                for node, why in zip(nodes, verdicts, strict=True):
+                    if why is not None:
+                        self._announce_loudly(node, why)
+            except Exception:  # one failed round must not end the watch
+                log.exception("quiet takeover check failed", extra={"event": "quietCheck"})
+
+    def _announce_loudly(self, node: str, why: str) -> None:
+        ips = frozenset(ip for ip, n in self._quiet.items() if n == node)
+        if not ips:
+            return
+        for ip in ips:
+            del self._quiet[ip]
+        self.announcer.announce(ips)
+        self.metrics.quiet_ended.inc(len(ips))
+        log.info("announcing: the previous owner stopped forwarding", extra={
+            "event": "quietEnded", "node": node, "reason": why,
+            "ip": ",".join(sorted(str(i) for i in ips))})
 
     # -- ServiceL2Status ------------------------------------------------------------
     @property

@@ -43,11 +43,23 @@ class Reason(StrEnum):
     NO_ADDRESS = "noAddress"
 
 
+class Takeover(StrEnum):
+    """How a node that just became an address's owner puts it on the wire."""
+
+    FIRST = "first"  # nobody announced it before us (a new allocation, a cold start)
+    FAILED = "failed"  # the previous owner's node failed: clients must move at once
+    INELIGIBLE = "ineligible"  # the previous owner's node may no longer serve it
+    # The previous owner's node still forwards (its speaker restarted and left, or it
+    # came back and ranks lower): answer requests, but move no established client.
+    QUIET = "quiet"
+
+
 @dataclass(frozen=True)
 class NodeState:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     network_unavailable: bool = False
+    address: str | None = None  # InternalIP: where its kube-proxy answers health checks
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,20 @@ class Election:
         if svc.local and node not in svc.endpoint_nodes:
             return Reason.NO_LOCAL_ENDPOINTS
         return None
+
+    def takeover(self, me: str, previous: str | None, svc: ServiceState, inp: Inputs,
+                 departed: frozenset[str]) -> Takeover:
+        """`me` now owns `svc`; `previous` owned it (None: nobody). `departed`: nodes
+        whose speakers left the cluster gracefully (a restart, a drain), as opposed to
+        failing. Quiet takeovers still need the shell's check that the previous node's
+        data path forwards (its kube-proxy answers its health check)."""
+        if previous is None or previous == me:
+            return Takeover.FIRST
+        if self.why_not_static(previous, svc, inp) is not None:
+            return Takeover.INELIGIBLE
+        if previous in inp.live or previous in departed:
+            return Takeover.QUIET
+        return Takeover.FAILED
 
     def decide(self, me: str, svc: ServiceState, inp: Inputs,
                static: frozenset[str] | None = None) -> Decision:

@@ -28,6 +28,12 @@ class SpeakerMetrics:
                                       "Membership view changes", ["reason"], registry=r)
         self.synced = Gauge("metallb_speaker_synced", "1 once inputs and membership are ready",
                             registry=r)
+        self.takeovers = Counter("metallb_speaker_takeovers",
+                                 "Addresses this node became the owner of, by how (first, "
+                                 "failed, ineligible, quiet)", ["mode"], registry=r)
+        self.quiet_ended = Counter("metallb_speaker_quiet_takeovers_announced",
+                                   "Quietly taken-over addresses announced because the "
+                                   "previous node stopped forwarding", registry=r)
 
 
 class DataPlaneCollector(Collector):

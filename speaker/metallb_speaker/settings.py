@@ -31,6 +31,8 @@ class SpeakerSettings:
                                           "cni*", "flannel*", "vxlan*", "tunl*", "lo")
     log_level: str = "info"
     lease_renew: float = 30.0
+    # kube-proxy's health port on every node; 0: every takeover announces at once.
+    kube_proxy_healthz_port: int = 10256
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     tick: float = 0.05  # longest sleep of the gossip loop; timers usually wake it sooner
 
@@ -61,6 +63,12 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
                    help="when another host claims one of our addresses: keep announcing "
                         "(default, and report loudly) or stop announcing it")
     p.add_argument("--hold-down", type=float, default=MembershipConfig.hold_down)
+    p.add_argument("--kube-proxy-healthz-port", type=int,
+                   default=int(_env("KUBE_PROXY_HEALTHZ_PORT") or 10256),
+                   help="where every node's kube-proxy answers /healthz. Taking over from "
+                        "a node whose kube-proxy answers (a restarted speaker) sends no "
+                        "gratuitous ARP/NA, so established clients keep their path; "
+                        "0: always announce at once")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     a = p.parse_args(argv)
     if not a.node_name:
@@ -72,5 +80,5 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
         metrics_port=a.metrics_port, load_balancer_class=a.lb_class or None,
         honor_exclude_label=not a.ignore_exclude_lb, dataplane=not a.no_dataplane,
         log_level=a.log_level, membership=MembershipConfig(hold_down=a.hold_down),
-        conflict_mode=a.on_conflict,
+        conflict_mode=a.on_conflict, kube_proxy_healthz_port=a.kube_proxy_healthz_port,
     )

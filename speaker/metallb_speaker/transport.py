@@ -111,7 +111,7 @@ class GossipThread(threading.Thread):
         self.membership = Membership(name, self.endpoint, config, clock(),
                                      incarnation=int(time.time() * 1000))
         self._peers: OrderedDict[str, tuple[str, zmq.Socket[bytes]]] = OrderedDict()
-        self._view_version = -1
+        self._view_key: tuple[int, bool] = (-1, False)
         self.bound = threading.Event()
         self.stopped = threading.Event()
         self.error: BaseException | None = None
@@ -291,10 +291,13 @@ class GossipThread(threading.Thread):
 
     def _publish(self) -> None:
         changes = self.membership.drain_changes()
-        if not changes and self.membership.table.version == self._view_version:
+        # Joining (the cluster's state arrived) changes no record but matters: a
+        # restarted speaker must see who owns what during its hold-down.
+        current = (self.membership.table.version, self.membership.joined)
+        if not changes and current == self._view_key:
             return  # the common case, every loop iteration: nothing to build or send
         view = self.membership.view()
-        self._view_version = view.version
+        self._view_key = (view.version, view.joined)
         for c in changes:
             log.info("member %s", c.reason, extra={
                 "event": "memberChanged", "node": c.name, "reason": c.reason,

@@ -20,6 +20,7 @@ from metallb_speaker.election import (
     NodeState,
     Reason,
     ServiceState,
+    Takeover,
     pool_of,
 )
 
@@ -360,3 +361,30 @@ def test_ranking_cache_is_bounded() -> None:
     assert e.ranking("10.0.0.1", ALL)[0] == ref_owner(ALL, "10.0.0.1")  # still cached
     assert e.ranking("10.0.0.9", ALL)[0] == ref_owner(ALL, "10.0.0.9")  # a miss clears
     assert len(e._rankings) == 1
+
+
+@pytest.mark.parametrize(("case", "previous", "live", "departed", "svc", "labels", "want"), [
+    ("nobody owned it", None, ALL, frozenset(), WEB_SVC, {}, Takeover.FIRST),
+    ("we owned it already", "n1", ALL, frozenset(), WEB_SVC, {}, Takeover.FIRST),
+    ("reclaim from a live, eligible node", "n2", ALL, frozenset(), WEB_SVC, {},
+     Takeover.QUIET),
+    ("its speaker left gracefully (restart, drain)", "n2", ALL - {"n2"}, frozenset({"n2"}),
+     WEB_SVC, {}, Takeover.QUIET),
+    ("its node failed", "n2", ALL - {"n2"}, frozenset(), WEB_SVC, {}, Takeover.FAILED),
+    ("ETP Local, it has no endpoint left: it would drop", "n2", ALL, frozenset(),
+     ServiceState("ns/web", (WEB_IP,), "web", local=True,
+                  endpoint_nodes=frozenset({"n1"})), {}, Takeover.INELIGIBLE),
+    ("ETP Local, it still has one", "n2", ALL, frozenset(),
+     ServiceState("ns/web", (WEB_IP,), "web", local=True,
+                  endpoint_nodes=frozenset({"n1", "n2"})), {}, Takeover.QUIET),
+    ("it was excluded from load balancers", "n2", ALL, frozenset(), WEB_SVC,
+     {"n2": {EXCLUDE_LABEL: ""}}, Takeover.INELIGIBLE),
+    ("left, and excluded", "n2", ALL - {"n2"}, frozenset({"n2"}), WEB_SVC,
+     {"n2": {EXCLUDE_LABEL: ""}}, Takeover.INELIGIBLE),
+])
+def test_takeover_is_quiet_only_while_the_previous_node_still_forwards(
+        case: str, previous: str | None, live: frozenset[str], departed: frozenset[str],
+        svc: ServiceState, labels: dict[str, dict[str, str]], want: Takeover) -> None:
+    nodes = {n: NodeState(n, labels.get(n, {})) for n in NODES}
+    inp = Inputs(nodes, live, live, config(l2("all")))
+    assert Election().takeover("n1", previous, svc, inp, departed) is want, case

@@ -24,7 +24,6 @@ from pathlib import Path
 from metallb_api.addresses import IP, Family
 from metallb_speaker.dataplane import rawsock
 from metallb_speaker.dataplane.policy import (
-    GARP_OFFSETS,
     ConflictEvent,
     ConflictTracker,
     IfaceInfo,
@@ -127,7 +126,9 @@ class DataPlane(threading.Thread):
         self.counters = Counters()
         self.known_macs: frozenset[str] = frozenset()  # other speakers' MACs
         self._lock = threading.Lock()
-        self._desired: tuple[dict[IP, tuple[str, ...]], frozenset[IP]] | None = ({}, frozenset())
+        # (owned, probe first, quiet takeovers) from the controller, applied by the thread
+        self._desired: tuple[dict[IP, tuple[str, ...]], frozenset[IP], frozenset[IP]] | None \
+            = ({}, frozenset(), frozenset())
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stopping = False  # not _stop: threading.Thread has a _stop()
@@ -143,18 +144,26 @@ class DataPlane(threading.Thread):
         self._next_scan = 0.0
         self._due = 0.0  # next timer (announcement, probe, conflict expiry)
         self._reannounce = False
+        self._loud: frozenset[IP] = frozenset()  # quiet addresses to announce now
+        self._quiet: frozenset[IP] = frozenset()
         self.eligible: list[str] = []
         self.error: BaseException | None = None
 
     # -- Announcer API (any thread) --------------------------------------------------
     def set_owned(self, owned: Mapping[IP, tuple[str, ...]],
-                  probe: frozenset[IP] = frozenset()) -> None:
+                  probe: frozenset[IP] = frozenset(), quiet: frozenset[IP] = frozenset()
+                  ) -> None:
         with self._lock:
-            self._desired = (dict(owned), probe)
+            self._desired = (dict(owned), probe, quiet)
         self._wake()
 
     def reannounce(self) -> None:
         self._reannounce = True
+        self._wake()
+
+    def announce(self, ips: frozenset[IP]) -> None:
+        with self._lock:
+            self._loud |= ips
         self._wake()
 
     def interfaces_for(self, ip: IP) -> tuple[str, ...]:
@@ -287,21 +296,24 @@ class DataPlane(threading.Thread):
 
     # -- ownership ------------------------------------------------------------------
     def _apply_desired(self) -> None:
-        if self._reannounce:
-            self._reannounce = False
-            now = self.clock()
-            for st in self._owned.values():
-                if st.phase is Phase.ANNOUNCING:
-                    st.garp_due = [now + o for o in GARP_OFFSETS]
-            self._due = now
         with self._lock:
             desired, self._desired = self._desired, None
-        if desired is None:
-            return
-        self._want, self._probe = desired
-        if any(n not in self._ifaces for ifs in self._want.values() for n in ifs):
-            self._next_scan = 0.0  # a named interface may be excluded by pattern only
-        self._reconcile(self.clock())
+            loud, self._loud = self._loud, frozenset()
+        if desired is not None:
+            self._want, self._probe, self._quiet = desired
+            if any(n not in self._ifaces for ifs in self._want.values() for n in ifs):
+                self._next_scan = 0.0  # a named interface may be excluded by pattern only
+            self._reconcile(self.clock())
+            # Quiet applies to this takeover only: an interface that comes back later
+            # (or a rescan) announces what it answers for.
+            self._quiet = frozenset()
+        if self._reannounce or loud:
+            everything, self._reannounce = self._reannounce, False
+            now = self.clock()
+            for (ip, _), st in self._owned.items():
+                if everything or ip in loud:
+                    st.announce(now)
+            self._due = now
 
     def _reconcile(self, now: float) -> None:
         wanted: set[tuple[IP, str]] = set()
@@ -311,7 +323,8 @@ class DataPlane(threading.Thread):
         for key in [k for k in self._owned if k not in wanted]:
             del self._owned[key]  # lost ownership: stop answering at once
         for key in wanted - set(self._owned):
-            self._owned[key] = OwnedAddress.start(now, key[0] in self._probe)
+            self._owned[key] = OwnedAddress.start(now, key[0] in self._probe,
+                                                  key[0] in self._quiet)
             self._due = now
             if key[0] in self._probe:
                 log.info("probing before first announcement", extra={

@@ -77,10 +77,18 @@ class OwnedAddress:
     probe_due: list[float] = field(default_factory=list)
 
     @classmethod
-    def start(cls, now: float, probe: bool) -> OwnedAddress:
+    def start(cls, now: float, probe: bool, quiet: bool = False) -> OwnedAddress:
+        """`probe`: new to the network, check nobody uses it first. `quiet`: answer
+        requests but send no gratuitous announcements (clients keep the path they have,
+        which still works) until `announce()`."""
         if probe:
             return cls(Phase.PROBING, now, [], [now + o for o in PROBE_OFFSETS])
-        return cls(Phase.ANNOUNCING, now, [now + o for o in GARP_OFFSETS])
+        return cls(Phase.ANNOUNCING, now, [] if quiet else [now + o for o in GARP_OFFSETS])
+
+    def announce(self, now: float) -> None:
+        """(Re)start the gratuitous announcements; a probing address announces anyway."""
+        if self.phase is Phase.ANNOUNCING:
+            self.garp_due = [now + o for o in GARP_OFFSETS]
 
     def due(self, now: float) -> tuple[int, int, bool]:
         """(probes to send, announcements to send, probing finished now)."""

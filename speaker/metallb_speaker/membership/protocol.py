@@ -149,6 +149,10 @@ class Membership:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def joined(self) -> bool:
+        return self._joined
+
     def view(self) -> View:
         alive = frozenset(self.table.names())
         ready = frozenset(n for n in alive if (r := self.table.get(n)) is not None and r.ready)
