@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -63,6 +64,10 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 class Cluster(UsersView[KubeNode]):
     def __init__(self, nodes: int = 3, *, log: Log = _quiet,
                  images: LabImages | None = None) -> None:
@@ -79,19 +84,28 @@ class Cluster(UsersView[KubeNode]):
         self._images = images
         self.timings: dict[str, float] = {}
         self.cp: ControlPlane | None = None
+        self._sigterm: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> Cluster:
+        # SIGTERM (a CI timeout, `kill`) must unwind through teardown like Ctrl-C does.
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate)
         try:
             self.start()
         except BaseException:
-            self.teardown()
+            self.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.teardown()
+        try:
+            self.teardown()
+        finally:
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
 
     @property
     def images(self) -> LabImages:
@@ -421,15 +435,16 @@ def pod_ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def address_not_owned_by(avoid: str, nodes: Iterable[str], candidates: Iterable[str]) -> str:
-    """The first candidate address whose owner (MetalLB's ranking: the lowest
-    sha256(node#ip)) is not `avoid`: failing that owner leaves `avoid`'s Pods alone."""
+def address_ranked_last(avoid: str, nodes: Iterable[str], candidates: Iterable[str]) -> str:
+    """The first candidate address that `avoid` ranks last for (MetalLB's ranking: the
+    lowest sha256(node#ip) owns): while any other node is up, `avoid` never announces
+    it, so failing whichever node does leaves `avoid`'s Pods alone."""
     names = list(nodes)
 
-    def owner(ip: str) -> str:
-        return min(names, key=lambda n: rank_key(n, ip))
+    def last(ip: str) -> str:
+        return max(names, key=lambda n: rank_key(n, ip))
 
-    return next(ip for ip in candidates if owner(ip) != avoid)
+    return next(ip for ip in candidates if last(ip) == avoid)
 
 
 def main() -> int:

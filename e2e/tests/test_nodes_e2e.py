@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from metallb_lab import cgroups
-from metallb_lab.cluster import Cluster, address_not_owned_by, pod_ready
+from metallb_lab.cluster import Cluster, address_ranked_last, pod_ready
 from metallb_lab.kube import wait_for
 from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import NeighbourWatch
@@ -50,8 +50,8 @@ metadata: {name: lab, namespace: metallb-system}
 _addresses = (f"198.18.0.{i}" for i in itertools.count(120))
 
 
-def pick_address(c: Cluster, avoid: str) -> str:
-    return address_not_owned_by(avoid, (n.name for n in c.nodes), _addresses)
+def pick_address(c: Cluster, last: str) -> str:
+    return address_ranked_last(last, (n.name for n in c.nodes), _addresses)
 
 
 def curl_pod(c: Cluster, vip: str, timeout: float = 30.0) -> str:
@@ -250,7 +250,7 @@ def test_external_traffic_policy_local_follows_the_ready_pod(healthy: Cluster) -
 def test_owner_moves_when_its_node_fails(healthy: Cluster, failure: str) -> None:
     c = healthy
     name = f"move-{failure}"
-    (vip,) = c.lb_service(APPS, name, "web", address=pick_address(c, avoid=BACKEND_NODE))
+    (vip,) = c.lb_service(APPS, name, "web", address=pick_address(c, last=BACKEND_NODE))
     first = c.single_announcer(APPS, name)
     assert first.name != BACKEND_NODE
     curl_pod(c, vip)
@@ -304,7 +304,7 @@ def test_a_quiet_takeover_announces_when_the_previous_node_stops_forwarding(
         healthy: Cluster) -> None:
     c = healthy
     name = "quiet-then-loud"
-    (vip,) = c.lb_service(APPS, name, "web", address=pick_address(c, avoid=BACKEND_NODE))
+    (vip,) = c.lb_service(APPS, name, "web", address=pick_address(c, last=BACKEND_NODE))
     first = c.single_announcer(APPS, name)
     curl_pod(c, vip)
     mac = c.neighbour_mac(vip)
