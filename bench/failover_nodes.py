@@ -38,16 +38,6 @@ from metallb_lab.prober import Outcome
 APPS = "bench"
 BACKEND = "node-3"
 PROBE_TIMEOUT = 0.05
-CONFIG = """
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: bench, namespace: metallb-system}
-spec: {addresses: ["198.18.0.100-198.18.0.199"]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: bench, namespace: metallb-system}
-"""
 
 
 def fail(c: Cluster, node: KubeNode, kind: str, failed: bool) -> None:
@@ -70,8 +60,12 @@ def settle(c: Cluster, vip: str) -> KubeNode:
     client-visible failure must hit (and the owner must then announce)."""
     c.wait_speakers_ready()
     c.single_announcer(APPS, "web")
-    via = wait_for(lambda: c.curl(vip, timeout=1) and c.node_by_mac(
-        c.neighbour_mac(vip) or ""), timeout=30, what="the client reaches the Service")
+    def reached() -> KubeNode | None:
+        if c.curl(vip, timeout=1) is None:
+            return None
+        return c.node_by_mac(c.neighbour_mac(vip) or "")
+
+    via = wait_for(reached, timeout=30, what="the client reaches the Service")
     assert via.name != BACKEND, "the backends' node never announces this address"
     time.sleep(0.5)
     return via
@@ -129,7 +123,7 @@ def main() -> int:
         out["cluster_timings_s"] = dict(c.timings)
         c.install()
         c.wait_speakers_ready()
-        c.kubectl("apply", "-f", "-", input=CONFIG)
+        c.l2_pool("bench", "198.18.0.100-198.18.0.199")
         c.api.create("/api/v1/namespaces", {"metadata": {"name": APPS}})
         c.deployment(APPS, "web", BACKEND, replicas=2)
         address = address_ranked_last(BACKEND, (n.name for n in c.nodes),

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 BENCHES = ["bench.allocator", "bench.operator_scale", "bench.membership", "bench.failover",
-           "bench.arp"]
+           "bench.failover_nodes", "bench.cluster_nodes", "bench.arp"]
 
 
 def main() -> int:

@@ -356,6 +356,17 @@ class Cluster(UsersView[KubeNode]):
         except TimeoutError:
             raise TimeoutError(self.diagnose(pods_of=(namespace,))) from None
 
+    def l2_pool(self, name: str, *addresses: str, namespace: str = "metallb-system") -> None:
+        """An IPAddressPool and an L2Advertisement for it (every node, every interface)."""
+        self.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                 "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"addresses": list(addresses)}},
+                {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                 "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"ipAddressPools": [name]}}]}))
+
     def deployment(self, namespace: str, name: str, node: str, replicas: int = 1) -> None:
         """nginx Pods pinned to `node`, and wait until they are rolled out."""
         self.api.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", {

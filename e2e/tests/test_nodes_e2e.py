@@ -37,16 +37,6 @@ BACKEND_NODE = "node-3"
 FAST_PROBES = tuple(f"speaker.{probe}.{k}={v}" for probe in ("livenessProbe", "readinessProbe")
                     for k, v in (("periodSeconds", 2), ("timeoutSeconds", 1),
                                  ("failureThreshold", 2), ("initialDelaySeconds", 2)))
-CONFIG = """
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lab, namespace: metallb-system}
-spec: {addresses: ["198.18.0.100-198.18.0.199", "fd00:18::100-fd00:18::1ff"]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lab, namespace: metallb-system}
-"""
 _addresses = (f"198.18.0.{i}" for i in itertools.count(120))
 
 
@@ -65,7 +55,7 @@ def cluster() -> Iterator[Cluster]:
     with Cluster(nodes=3) as c:
         c.install(values=FAST_PROBES)
         c.wait_speakers_ready()
-        c.kubectl("apply", "-f", "-", input=CONFIG)
+        c.l2_pool("lab", "198.18.0.100-198.18.0.199", "fd00:18::100-fd00:18::1ff")
         c.api.create("/api/v1/namespaces", {"metadata": {"name": APPS}})
         c.deployment(APPS, "web", BACKEND_NODE, replicas=2)
         yield c
