@@ -85,26 +85,37 @@ def matching(prefix: str) -> list[str]:
     return sorted(names)
 
 
-def destroy(name: str, timeout: float = 20.0) -> None:
-    """Kill everything in cgroup `name` (thawed first: a frozen task cannot die), then
-    remove it in every hierarchy, deepest first."""
-    with contextlib.suppress(OSError):
-        set_frozen(name, False)
+def destroy(names: list[str], timeout: float = 20.0) -> None:
+    """Kill everything in the cgroups `names` and remove them, deepest first.
+
+    All of them are frozen before the first kill: a node's kubelet or containerd must
+    not restart a Pod's container between our kill and our rmdir. Frozen tasks die
+    once thawed, all at once."""
+    for name in names:
+        with contextlib.suppress(OSError):
+            set_frozen(name, True)
     deadline = time.monotonic() + timeout
-    while (left := pids(name)) and time.monotonic() < deadline:
+    while True:
+        left = set().union(*(pids(n) for n in names)) if names else set()
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for name in names:
+            with contextlib.suppress(OSError):
+                set_frozen(name, False)
+        if not left or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
-    for h in hierarchies():
-        for cg in _tree(h / name):
-            while True:
-                try:
-                    cg.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:  # EBUSY while the last tasks are being reaped
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+    for name in names:
+        for h in hierarchies():
+            for cg in _tree(h / name):
+                while True:
+                    try:
+                        cg.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:  # EBUSY while the last tasks are being reaped
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.05)

@@ -58,9 +58,8 @@ def cleanup(cluster_id: str, directory: Path | None = None) -> list[str]:
     # 1. Processes: everything in the nodes' cgroups (daemons, shims, containers), then
     #    whatever still runs in the cluster's namespaces (the control plane).
     groups = cgroups.matching(prefix + "-")
-    for name in groups:
-        cgroups.destroy(name)
-        done.append(f"cgroup {name}")
+    cgroups.destroy(groups)
+    done += [f"cgroup {name}" for name in groups]
     namespaces = _netns(prefix + "-")
     for ns in namespaces:
         kill_namespace_processes(ns)
