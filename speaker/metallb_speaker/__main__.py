@@ -112,7 +112,8 @@ async def run(s: SpeakerSettings) -> int:
 
     own_macs = tuple(announcer.own_macs()) if isinstance(announcer, DataPlane) else ()
     discovery = Discovery(client, s.namespace, s.node_name, gossip.endpoint,
-                          on_peer, gossip.forget, renew=s.lease_renew, macs=own_macs)
+                          on_peer, gossip.forget, renew=s.lease_renew, macs=own_macs,
+                          on_synced=gossip.discovered)
     disc_task = asyncio.create_task(discovery.run(), name="discovery")
     log.info("speaker running", extra={"event": "started", "node": s.node_name,
                                        "peer": gossip.endpoint})

@@ -33,7 +33,8 @@ class Discovery:
     def __init__(self, client: KubeClient, namespace: str, node: str, endpoint: str,
                  on_peer: Callable[[str, str, frozenset[str]], None],
                  on_gone: Callable[[str], None], renew: float = 30.0,
-                 macs: tuple[str, ...] = ()) -> None:
+                 macs: tuple[str, ...] = (),
+                 on_synced: Callable[[], None] = lambda: None) -> None:
         self._client = client
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self._node = node
@@ -42,6 +43,7 @@ class Discovery:
         self._on_gone = on_gone
         self._renew = renew
         self._macs = macs
+        self._on_synced = on_synced
         self.informer = Informer(client, self._path, on_event=self._event, name="leases",
                                  label_selector=f"{DISCOVERY_LABEL}=true")
 
@@ -68,6 +70,7 @@ class Discovery:
     async def run(self) -> None:
         await self.publish()
         task = asyncio.create_task(self.informer.run())
+        synced = asyncio.create_task(self._notify_synced())
         try:
             while True:
                 await asyncio.sleep(self._renew)
@@ -78,6 +81,11 @@ class Discovery:
                                                              "error": str(exc)})
         finally:
             task.cancel()
+            synced.cancel()
+
+    async def _notify_synced(self) -> None:
+        await self.informer.synced.wait()
+        self._on_synced()  # the first list seeded every speaker it holds
 
     async def withdraw(self) -> None:
         try:

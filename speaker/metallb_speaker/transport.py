@@ -124,6 +124,10 @@ class GossipThread(threading.Thread):
     def forget(self, name: str) -> None:
         self._commands.put(("forget", name))
 
+    def discovered(self) -> None:
+        """Discovery has seeded every speaker it knows of."""
+        self._commands.put(("discovered",))
+
     def leave(self) -> None:
         self._commands.put(("leave",))
 
@@ -212,6 +216,8 @@ class GossipThread(threading.Thread):
                 self._send_all(self.membership.seed(cmd[1], cmd[2], now))
             elif cmd[0] == "forget":
                 self.membership.forget_seed(cmd[1])
+            elif cmd[0] == "discovered":
+                self.membership.discovered()
             elif cmd[0] == "leave":
                 leaving = True
             elif cmd[0] == "stop":

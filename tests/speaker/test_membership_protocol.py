@@ -435,6 +435,7 @@ def _ready_time(m: Membership, until: int = 500) -> float | None:
 @pytest.mark.parametrize("names", [[ME], NAMES], ids=["alone", "nobody-ready"])
 def test_cold_start_is_ready_after_join_wait(names: list[str]) -> None:
     m = make(names=names, ready=False)
+    m.discovered()  # discovery listed the speakers it knows of (alone: none)
     assert not m.ready
     assert _ready_time(m) == CFG.join_wait
     mine = m.table.get(ME)
@@ -444,8 +445,27 @@ def test_cold_start_is_ready_after_join_wait(names: list[str]) -> None:
     assert [c.reason for c in m.drain_changes() if c.name == ME] == ["ready"]
 
 
+@pytest.mark.parametrize(("case", "seeds", "discovered"), [
+    ("discovery knows speakers we have not heard from", ("n1", "n2"), True),
+    ("discovery has not listed the speakers yet", (), False),
+])
+def test_a_new_node_that_hears_nobody_does_not_think_it_is_alone(
+        case: str, seeds: tuple[str, ...], discovered: bool) -> None:
+    """A restarted speaker starved of CPU (or cut off) must not take every address."""
+    m = Membership(ME, ep(ME), CFG, 0.0, random.Random(3))
+    for name in seeds:
+        m.seed(name, ep(name), 0.0)
+    if discovered:
+        m.discovered()
+    assert _ready_time(m, until=int(CFG.alone_after / 0.01) - 1) is None, case
+    assert not m.view().joined
+    m.tick(CFG.alone_after)  # all it knows of may be gone for good: then it is alone
+    assert m.view().joined
+
+
 def test_cold_start_announces_readiness() -> None:
     m = make(ready=False)
+    m.discovered()
     for i in range(100):
         m.tick(at(i))
     out = m.tick(CFG.join_wait)

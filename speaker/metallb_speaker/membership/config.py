@@ -26,6 +26,10 @@ class MembershipConfig:
     sync_interval: float = 1.0  # anti-entropy digest exchange with one random peer
     dead_probe_interval: float = 1.0  # contact one dead/unknown peer (partition heal)
     join_wait: float = 1.0  # how long a new node waits for the cluster's state
+    # ... when discovery knows no other speaker. When it does, a new node waits to hear
+    # from one (a starved new process must not think it is alone and take every
+    # address); this long at most, in case every speaker it knows of is gone.
+    alone_after: float = 10.0
     hold_down: float = 3.0  # a (re)started node takes addresses only after this
     lag_guard: float = 0.1  # our own loop lateness above which we convict no one
     left_retention: float = 30.0

@@ -122,6 +122,8 @@ class Membership:
         self._ready_at: float | None = None
         self._left = False
         self._seeds: dict[str, str] = {}
+        self._discovered = False  # discovery listed the other speakers (maybe none)
+        self._contact = False  # another speaker's message reached us
         self._heard: dict[str, float] = {}
         self._subject_since: dict[str, float] = {}
         self._probes: dict[str, _Probe] = {}
@@ -184,9 +186,15 @@ class Membership:
     def forget_seed(self, name: str) -> None:
         self._seeds.pop(name, None)
 
+    def discovered(self) -> None:
+        """Discovery has listed every speaker it knows of (`seed` was called for each):
+        with none, a new node may conclude it is the first one after `join_wait`."""
+        self._discovered = True
+
     def receive(self, header: Header, body: Body, now: float) -> list[Send]:
         self._last_now = now
         sender = header.sender
+        self._contact = self._contact or sender != self.name
         if sender == self.name or self._left:
             return []
         self._heard[sender] = now
@@ -228,8 +236,12 @@ class Membership:
         times += [p.deadline for p in self._probes.values()]
         times += [r.deadline for r in self._relays.values()]
         if not self._ready:
-            times.append(self._ready_at if self._ready_at is not None
-                         else self._started + self.cfg.join_wait)
+            if self._ready_at is not None:
+                times.append(self._ready_at)
+            elif now < self._started + self.cfg.join_wait:
+                times.append(self._started + self.cfg.join_wait)
+            else:
+                times.append(self._started + self.cfg.alone_after)
         if self._outbox:
             times.append(now)
         return min(times)
@@ -346,15 +358,22 @@ class Membership:
         self._record_change(mine, "refuted")
 
     def _update_readiness(self, now: float) -> None:
-        if not self._joined and now - self._started >= self.cfg.join_wait:
-            self._joined = True  # nobody answered: we are the first (or alone)
+        if not self._joined:
+            # In contact with the others (anti-entropy completes our table), or nobody
+            # to hear from (the first or only speaker); but a new node that has heard
+            # no one it knows of waits: it may be starved, not alone.
+            waited = now - self._started
+            nobody_known = self._discovered and not self._seeds
+            if (waited >= self.cfg.join_wait and (self._contact or nobody_known)) or \
+                    waited >= self.cfg.alone_after:
+                self._joined = True
         if self._ready:
             return
-        if self._ready_at is None:
+        if self._ready_at is None and self._joined:
             others_ready = any(
                 r.ready for r in self.table.records()
                 if r.name in self._established and r.status is Status.ALIVE)
-            if others_ready:
+            if others_ready:  # established members have the addresses: hold down
                 self._ready_at = self._started + self.cfg.hold_down
             elif now - self._started >= self.cfg.join_wait:
                 self._ready_at = now  # cold start: nobody to take addresses from
