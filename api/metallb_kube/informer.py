@@ -47,6 +47,8 @@ class Informer:
         self._rv = ""
         self.synced = asyncio.Event()
         self.relists = 0
+        self._watching: asyncio.Task[None] | None = None
+        self.restarts = 0
 
     async def _list(self) -> None:
         items, rv = await self._client.list_all(self._path, page=self._page,
@@ -70,6 +72,29 @@ class Informer:
         self._rv = rv
         self.synced.set()
 
+    def restart(self) -> None:
+        """Drop the current watch and resume from the last resourceVersion. For when
+        the connection may be stale without knowing it (we were cut off the network:
+        the server's TCP retransmissions back off for seconds after the link is back)."""
+        if self._watching is not None and not self._watching.done():
+            self.restarts += 1
+            self._watching.cancel()
+
+    async def _watch(self) -> None:
+        async for kind, obj in self._client.watch(self._path, self._rv,
+                                                  self._watch_timeout, self._selector):
+            meta = obj.get("metadata") or {}
+            if meta.get("resourceVersion"):
+                self._rv = str(meta["resourceVersion"])
+            if kind == "BOOKMARK":
+                continue
+            key = object_key(obj)
+            if kind == "DELETED":
+                self._keys.discard(key)
+            else:
+                self._keys.add(key)
+            self._on_event(kind, obj)
+
     async def run(self) -> None:
         backoff = 0.2
         need_list = True
@@ -78,19 +103,18 @@ class Informer:
                 if need_list:
                     await self._list()
                     need_list = False
-                async for kind, obj in self._client.watch(self._path, self._rv,
-                                                          self._watch_timeout, self._selector):
-                    meta = obj.get("metadata") or {}
-                    if meta.get("resourceVersion"):
-                        self._rv = str(meta["resourceVersion"])
-                    if kind == "BOOKMARK":
-                        continue
-                    key = object_key(obj)
-                    if kind == "DELETED":
-                        self._keys.discard(key)
-                    else:
-                        self._keys.add(key)
-                    self._on_event(kind, obj)
+                restarts = self.restarts
+                self._watching = asyncio.create_task(self._watch())
+                try:
+                    await self._watching
+                except asyncio.CancelledError:
+                    if self.restarts == restarts:
+                        raise  # we are being cancelled, not restarted
+                    self._watching.cancel()
+                    log.info("watch restarted", extra={"event": "watchRestarted",
+                                                       "reason": self.name})
+                finally:
+                    self._watching.cancel()
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise

@@ -164,6 +164,9 @@ class SpeakerController:
                 # Others thought we were gone (stall, partition) and may have announced
                 # our addresses meanwhile: claim them again on the wire and in the API.
                 self._reassert = True
+                # Cut off, our watches may be stalled without knowing it: resume them.
+                for inf in self._informers:
+                    inf.restart()
         self.metrics.members.labels("alive").set(len(view.alive))
         self.metrics.members.labels("ready").set(len(view.ready))
         self._recompute()  # failover path: no coalescing delay
@@ -277,6 +280,8 @@ class SpeakerController:
             if d.reason is Reason.OWNER and (old is None or old.reason is not Reason.OWNER):
                 mode = self.election.takeover(me, old.owner if old else None,
                                               self.services[key], inp, departed)
+                if mode is Takeover.QUIET and not self.datapath.enabled:
+                    mode = Takeover.FAILED  # no way to tell it still forwards: be loud
                 self.metrics.takeovers.labels(str(mode)).inc()
             for text in d.ips if d.owner else ():
                 first_time = text not in self._seen_owned
@@ -292,25 +297,22 @@ class SpeakerController:
                     # Nobody announced it before (a new allocation, or a cold start):
                     # probe for a foreign user first. Failovers skip this: no delay.
                     probe.add(ip)
-                elif mode is Takeover.QUIET and self.datapath.enabled and old and old.owner:
+                elif mode is Takeover.QUIET and old and old.owner:
                     quiet.add(ip)
                     self._quiet[ip] = old.owner
             if mode is not None and mode is not Takeover.FIRST:
                 log.info("takeover", extra={"event": "takeover", "service": key,
                                             "reason": str(mode), "node": old.owner if old
                                             else "", "ip": ",".join(d.ips)})
-        # A quiet takeover ends when the address is gone, or loudly when the node
-        # that still carried its clients failed (declared dead, not departed).
-        loud = set()
+        # A quiet takeover ends when the address is gone. When the node still carrying
+        # its clients is declared dead, check its data path at once: a speaker that
+        # was starved or restarting is declared dead too, while its node forwards.
         for ip, node in list(self._quiet.items()):
             if ip not in owned:
                 del self._quiet[ip]
             elif node not in inp.live and node not in departed:
-                loud.add(ip)
-                del self._quiet[ip]
+                self._quiet_check.set()
         self.announcer.set_owned(owned, frozenset(probe), frozenset(quiet))
-        if loud:
-            self.announcer.announce(frozenset(loud))
         if quiet:
             self._quiet_check.set()  # check that node's data path now, not in a second
         if self._reassert:
@@ -357,8 +359,9 @@ class SpeakerController:
 
     # -- quiet takeovers ------------------------------------------------------------
     async def _watch_quiet(self) -> None:
-        """Every second (and at once after a quiet takeover): does the node that still
-        carries the clients of a quietly taken-over address forward? If not, announce."""
+        """Every QUIET_RECHECK (and at once after a quiet takeover): does the node that
+        still carries the clients of a quietly taken-over address forward? If not,
+        announce it."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._quiet_check.wait(), QUIET_RECHECK)
