@@ -47,7 +47,9 @@ class Takeover(StrEnum):
     """How a node that just became an address's owner puts it on the wire."""
 
     FIRST = "first"  # nobody announced it before us (a new allocation, a cold start)
-    FAILED = "failed"  # the previous owner's node failed: clients must move at once
+    # The previous owner's node failed (or nothing can tell it still forwards): clients
+    # must move at once.
+    FAILED = "failed"
     INELIGIBLE = "ineligible"  # the previous owner's node may no longer serve it
     # The previous owner's node still forwards (its speaker restarted and left, or it
     # came back and ranks lower): answer requests, but move no established client.

@@ -154,6 +154,13 @@ class DataPlane(threading.Thread):
                   probe: frozenset[IP] = frozenset(), quiet: frozenset[IP] = frozenset()
                   ) -> None:
         with self._lock:
+            if self._desired is not None:
+                # The thread has not applied the previous state yet: its one-time
+                # requests (probe this new address, take that one over quietly) still
+                # hold for addresses that remain owned.
+                _, probe_before, quiet_before = self._desired
+                probe |= probe_before & owned.keys()
+                quiet |= quiet_before & owned.keys()
             self._desired = (dict(owned), probe, quiet)
         self._wake()
 
