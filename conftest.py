@@ -16,6 +16,7 @@ import pytest
 from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
 from metallb_lab.kube import apply_crds, create_namespace
 
+pytest_plugins = ["metallb_lab.pytest_plugin"]
 TIERS = ("unit", "cluster", "netns", "cluster_nodes")
 ROOT_TIERS = ("netns", "cluster_nodes")
 

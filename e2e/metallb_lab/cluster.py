@@ -276,7 +276,7 @@ class Cluster(UsersView[KubeNode]):
         except TimeoutError:
             raise TimeoutError(self.diagnose()) from None
 
-    def diagnose(self, pods_of: Iterable[str] = ()) -> str:
+    def diagnose(self, pods_of: Iterable[str] = (), tail: int = 30) -> str:
         """What to read when something did not come up: daemon logs, and the Pods (with
         their logs) of the given namespaces."""
         parts = [self.control_plane.tail(lines=15)] if self.cp else []
@@ -288,7 +288,8 @@ class Cluster(UsersView[KubeNode]):
                                       check=False).stdout)
             for pod in self.pods(ns):
                 name = pod["metadata"]["name"]
-                logs = self.kubectl("logs", "-n", ns, name, "--tail=30", check=False)
+                logs = self.kubectl("logs", "-n", ns, name, f"--tail={tail}",
+                                    "--request-timeout=10s", check=False)
                 parts.append(f"--- pod {ns}/{name}\n{logs.stdout}{logs.stderr}")
         parts.append("--- client neighbours\n" + ip("neigh", ns=self.client_ns,
                                                      check=False).stdout)

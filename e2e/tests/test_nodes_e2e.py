@@ -26,6 +26,7 @@ from metallb_lab.kube import wait_for
 from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import NeighbourWatch
 from metallb_lab.prober import Outcome
+from metallb_lab.pytest_plugin import FAILED
 
 pytestmark = pytest.mark.cluster_nodes
 NS = "metallb-system"
@@ -62,12 +63,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def healthy(cluster: Cluster) -> Iterator[Cluster]:
+def healthy(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """Each test leaves every node up and every speaker Ready and joined."""
     yield cluster
     for node in cluster.nodes:
         cluster.set_frozen(node, False)
         cluster.set_link(node, up=True)
+    if request.node.stash.get(FAILED, False):
+        print(cluster.diagnose(pods_of=(NS,), tail=200))
     cluster.wait_speakers_ready()
 
 
