@@ -88,6 +88,9 @@ def _owner_alive(directory: Path) -> bool:
     try:
         pid = int((directory / OWNER_FILE).read_text())
     except (OSError, ValueError):
+        # A cluster being created writes its owner file right after its directory.
+        with contextlib.suppress(OSError):
+            return time.time() - directory.stat().st_mtime < 60
         return False
     try:
         os.kill(pid, 0)
