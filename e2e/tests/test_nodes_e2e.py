@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import time
 import uuid
@@ -187,8 +188,6 @@ def test_probes_restart_a_speaker_that_stops_answering(healthy: Cluster) -> None
 
     before = pod()
     restarts = before["status"]["containerStatuses"][0]["restartCount"]
-    import os
-
     os.kill(_speaker_pid(node), signal.SIGSTOP)  # alive to the kernel, answers nothing
     wait_for(lambda: not pod_ready(pod()), timeout=30, what="speaker Pod not Ready")
     wait_for(lambda: pod()["status"]["containerStatuses"][0]["restartCount"] > restarts,
