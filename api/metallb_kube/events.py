@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
+from metallb_kube.supervise import spawn
 
 log = logging.getLogger(__name__)
 AGGREGATE_SECONDS = 600.0
@@ -69,7 +70,7 @@ class EventRecorder:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-recorder")
+            self._task = spawn("event-recorder", self._run)
 
     async def stop(self) -> None:
         if self._task is not None:

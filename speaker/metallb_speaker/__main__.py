@@ -16,6 +16,7 @@ from metallb_kube import logs
 from metallb_kube.client import ApiError, Connection, KubeClient
 from metallb_kube.events import EventRecorder
 from metallb_kube.health import Health, Heartbeat, serve
+from metallb_kube.supervise import Backoff, spawn
 from metallb_speaker.announce import Announcer, MembershipOnly
 from metallb_speaker.controller import SpeakerController
 from metallb_speaker.dataplane.plane import DataPlane
@@ -45,11 +46,19 @@ async def read_secret(client: KubeClient, s: SpeakerSettings) -> bytes:
 
 
 async def node_address(client: KubeClient, node: str) -> str:
-    obj = await client.get(f"/api/v1/nodes/{node}")
-    for addr in (obj.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP":
-            return str(addr["address"])
-    raise RuntimeError(f"node {node} has no InternalIP; pass --advertise-address")
+    backoff = Backoff(0.5, 5.0)
+    while True:
+        try:
+            obj = await client.get(f"/api/v1/nodes/{node}")
+        except ApiError as exc:  # API away at start-up: wait for it, no traceback
+            log.warning("waiting for this node's object", extra={
+                "event": "nodeUnknown", "node": node, "error": str(exc)})
+            await asyncio.sleep(backoff.next())
+            continue
+        for addr in (obj.get("status") or {}).get("addresses") or []:
+            if addr.get("type") == "InternalIP":
+                return str(addr["address"])
+        raise RuntimeError(f"node {node} has no InternalIP; pass --advertise-address")
 
 
 def make_announcer(s: SpeakerSettings) -> Announcer:
@@ -73,7 +82,7 @@ async def run(s: SpeakerSettings) -> int:
     health.ready["started"] = lambda: phase[0] or None
     if s.metrics_port:
         serve(s.metrics_host, s.metrics_port, metrics.registry, health)
-    beating = asyncio.create_task(heartbeat.run(), name="heartbeat")
+    beating = spawn("heartbeat", heartbeat.run)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,7 +123,7 @@ async def run(s: SpeakerSettings) -> int:
     discovery = Discovery(client, s.namespace, s.node_name, gossip.endpoint,
                           on_peer, gossip.forget, renew=s.lease_renew, macs=own_macs,
                           on_synced=gossip.discovered)
-    disc_task = asyncio.create_task(discovery.run(), name="discovery")
+    disc_task = spawn("discovery", discovery.run)
     log.info("speaker running", extra={"event": "started", "node": s.node_name,
                                        "peer": gossip.endpoint})
 

@@ -22,6 +22,7 @@ from metallb_api.service import ALLOCATED_FROM_POOL, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer, object_key
+from metallb_kube.supervise import fire, spawn
 from metallb_speaker.announce import Announcer
 from metallb_speaker.datapath import DataPathCheck
 from metallb_speaker.dataplane.policy import ConflictEvent
@@ -127,10 +128,10 @@ class SpeakerController:
             self.client, self._l2path, on_event=self._l2status_event, name="l2statuses",
             label_selector=f"metallb.io/node={self.s.node_name}"))
         for inf in self._informers:
-            self._tasks.append(asyncio.create_task(inf.run(), name=f"informer-{inf.name}"))
+            self._tasks.append(spawn(f"informer-{inf.name}", inf.run))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
-        self._tasks.append(asyncio.create_task(self._status_writer(), name="l2status"))
-        self._tasks.append(asyncio.create_task(self._watch_quiet(), name="quiet-takeovers"))
+        self._tasks.append(spawn("l2status-writer", self._status_writer))
+        self._tasks.append(spawn("quiet-takeovers", self._watch_quiet))
         await self._clean_stale_statuses()
         self.synced.set()
         self.metrics.synced.set(1)
@@ -494,7 +495,7 @@ class SpeakerController:
                                           f"another host uses this load-balancer address")
                 pool = self._pool_name(svc)
                 if pool is not None:
-                    self._tasks.append(asyncio.create_task(self._pool_condition(pool)))
+                    fire(f"conflict-condition-{pool}", self._pool_condition(pool))
 
     def _pool_name(self, svc: ServiceState) -> str | None:
         from metallb_speaker.election import pool_of

@@ -18,6 +18,7 @@ from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.informer import Informer
+from metallb_kube.supervise import Backoff, supervised
 
 log = logging.getLogger("metallb.discovery")
 ENDPOINT_ANNOTATION = "metallb.io/gossip-endpoint"
@@ -68,20 +69,27 @@ class Discovery:
             await self._client.merge_patch(f"{self._path}/{lease_name(self._node)}", body)
 
     async def run(self) -> None:
-        await self.publish()
-        task = asyncio.create_task(self.informer.run())
-        synced = asyncio.create_task(self._notify_synced())
-        try:
-            while True:
-                await asyncio.sleep(self._renew)
-                try:
-                    await self.publish()
-                except ApiError as exc:
-                    log.warning("lease renew failed", extra={"event": "discoveryError",
-                                                             "error": str(exc)})
-        finally:
-            task.cancel()
-            synced.cancel()
+        """Watch the others' Leases and keep ours published, each part restarted on
+        its own when it fails: an API that answers 429/5xx or nothing at start-up must
+        not leave a speaker that never finds its peers (it would think it is alone)."""
+        await asyncio.gather(
+            supervised("discovery-watch", self.informer.run, backoff=Backoff(0.5, 5.0)),
+            supervised("discovery-lease", self._keep_published, backoff=Backoff(0.5, 5.0)),
+            self._notify_synced())
+
+    async def _keep_published(self) -> None:
+        backoff = Backoff(0.5, 5.0)
+        while True:
+            try:
+                await self.publish()
+            except ApiError as exc:
+                # Others find us only through this Lease: retry soon, not in `renew`.
+                log.warning("lease publish failed", extra={"event": "discoveryError",
+                                                           "error": str(exc)})
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            await asyncio.sleep(self._renew)
 
     async def _notify_synced(self) -> None:
         await self.informer.synced.wait()

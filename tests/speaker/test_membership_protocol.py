@@ -445,12 +445,15 @@ def test_cold_start_is_ready_after_join_wait(names: list[str]) -> None:
     assert [c.reason for c in m.drain_changes() if c.name == ME] == ["ready"]
 
 
-@pytest.mark.parametrize(("case", "seeds", "discovered"), [
-    ("discovery knows speakers we have not heard from", ("n1", "n2"), True),
-    ("discovery has not listed the speakers yet", (), False),
+@pytest.mark.parametrize(("case", "seeds", "discovered", "alone_after_wait"), [
+    ("discovery knows speakers we have not heard from", ("n1", "n2"), True, True),
+    # e.g. the API answered 429/5xx to discovery's list: all it knows is that it
+    # does not know; it waits for a peer's message (or the list), however long.
+    ("discovery has not listed the speakers yet", (), False, False),
+    ("discovery failed, but seeds came from elsewhere", ("n1",), False, False),
 ])
 def test_a_new_node_that_hears_nobody_does_not_think_it_is_alone(
-        case: str, seeds: tuple[str, ...], discovered: bool) -> None:
+        case: str, seeds: tuple[str, ...], discovered: bool, alone_after_wait: bool) -> None:
     """A restarted speaker starved of CPU (or cut off) must not take every address."""
     m = Membership(ME, ep(ME), CFG, 0.0, random.Random(3))
     for name in seeds:
@@ -460,7 +463,12 @@ def test_a_new_node_that_hears_nobody_does_not_think_it_is_alone(
     assert _ready_time(m, until=int(CFG.alone_after / 0.01) - 1) is None, case
     assert not m.view().joined
     m.tick(CFG.alone_after)  # all it knows of may be gone for good: then it is alone
-    assert m.view().joined
+    assert m.view().joined is alone_after_wait, case
+    m.tick(CFG.alone_after * 30)
+    assert m.view().joined is alone_after_wait, case
+    m.receive(hdr("n1"), Heartbeat(5, False, 0), CFG.alone_after * 30)
+    m.tick(CFG.alone_after * 30 + 0.01)
+    assert m.view().joined, "a peer's message is contact: the node joins"
 
 
 def test_cold_start_announces_readiness() -> None:

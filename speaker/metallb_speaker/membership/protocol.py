@@ -361,11 +361,13 @@ class Membership:
         if not self._joined:
             # In contact with the others (anti-entropy completes our table), or nobody
             # to hear from (the first or only speaker); but a new node that has heard
-            # no one it knows of waits: it may be starved, not alone.
+            # no one it knows of waits: it may be starved, not alone. Until discovery
+            # has listed the speakers (the API may be failing) it never concludes it
+            # is alone: that would announce every address beside their owners.
             waited = now - self._started
             nobody_known = self._discovered and not self._seeds
             if (waited >= self.cfg.join_wait and (self._contact or nobody_known)) or \
-                    waited >= self.cfg.alone_after:
+                    (waited >= self.cfg.alone_after and self._discovered):
                 self._joined = True
         if self._ready:
             return
