@@ -21,6 +21,9 @@ from metallb_kube.client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 
+# Retrying every few seconds at most: after an API outage, changes made meanwhile
+# (Services created during an upgrade) are seen within seconds of its return.
+MAX_BACKOFF = 4.0
 OnList = Callable[[list[Mapping[str, Any]]], None]
 OnEvent = Callable[[str, Mapping[str, Any]], None]
 
@@ -127,10 +130,10 @@ class Informer:
                 # Before the first list succeeded there is nothing to resume from; 429 is
                 # "storage (re)initializing" right after a CRD is created.
                 need_list = need_list or exc.status >= 500 or exc.status in (401, 403, 429)
-                await asyncio.sleep(backoff * (1 + random.random()))
-                backoff = min(backoff * 2, 10.0)
+                await asyncio.sleep(backoff * (1 + random.random() / 2))
+                backoff = min(backoff * 2, MAX_BACKOFF)
             except (TimeoutError, OSError, ValueError) as exc:
                 log.warning("watch interrupted", extra={"event": "watchError",
                                                         "reason": self.name, "error": str(exc)})
-                await asyncio.sleep(backoff * (1 + random.random()))
-                backoff = min(backoff * 2, 10.0)
+                await asyncio.sleep(backoff * (1 + random.random() / 2))
+                backoff = min(backoff * 2, MAX_BACKOFF)

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -21,8 +22,13 @@ from metallb_kube import logs
 from metallb_kube.client import Connection, KubeClient
 from metallb_kube.events import EventRecorder
 from metallb_kube.health import Health, Heartbeat, serve
+from metallb_kube.supervise import Backoff, spawn
 from metallb_operator.controller import Controller
-from metallb_operator.handlers import build_registry, kopf_settings
+from metallb_operator.handlers import (
+    build_registry,
+    kopf_settings,
+    quiet_kopf_when_a_kind_goes_away,
+)
 from metallb_operator.leader import LeaderElector
 from metallb_operator.metrics import OperatorMetrics
 from metallb_operator.settings import OperatorSettings, parse_args
@@ -53,7 +59,7 @@ async def run(settings: OperatorSettings) -> int:
         None)}
     if settings.metrics_port:
         serve(settings.metrics_host, settings.metrics_port, metrics.registry, health)
-    beating = asyncio.create_task(heartbeat.run(), name="heartbeat")
+    beating = spawn("heartbeat", heartbeat.run)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -83,29 +89,29 @@ async def run(settings: OperatorSettings) -> int:
                              defer_while=lambda: len(controller.queue) > 0)
     recorder.start()
     metrics.events_pending.set_function(lambda: recorder.pending)
-    controller = Controller(settings, client, recorder, metrics)
+    controller = Controller(settings, client, recorder, metrics,
+                            writable=elector.leading if settings.leader_election else None)
+    metrics.leading.set_function(lambda: float(controller.writable.is_set()))
     leading.append(controller)
-    kopf_stop = asyncio.Event()
-    operator = asyncio.create_task(kopf.operator(
-        registry=build_registry(controller, conn), settings=kopf_settings(),
-        clusterwide=True, standalone=True, stop_flag=kopf_stop, memo=kopf.Memo(),
-    ))
-    waiters = {operator, asyncio.create_task(stop.wait())}
+    stopping = asyncio.create_task(stop.wait())
     holder = asyncio.create_task(elector.hold()) if settings.leader_election else None
-    if holder is not None:
-        waiters.add(holder)
-    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    ends = {stopping} | ({holder} if holder is not None else set())
+    # The start-up sync and the controller's tasks live outside kopf: kopf cancels the
+    # tasks started in its handlers when it stops, and it may be started again.
+    boot = asyncio.create_task(controller.bootstrap())
+    await asyncio.wait({boot, *ends}, return_when=asyncio.FIRST_COMPLETED)
+    if boot.done() and boot.exception() is None:
+        controller.start()
+        await serve_kopf(build_registry(controller, conn), ends)
+    elif boot.done():
+        log.error("start-up sync failed", extra={"event": "syncFailed",
+                                                 "error": repr(boot.exception())})
+    else:
+        boot.cancel()
     code = 0
-    if holder is not None and holder in done:
-        log.error("lost leadership, exiting", extra={"event": "leaderLost"})
+    if holder is not None and holder.done():
+        log.error("another replica holds the Lease, exiting", extra={"event": "leaderLost"})
         code = 1
-    if operator in done and operator.exception() is not None:
-        log.error("kopf stopped", extra={"event": "operatorStopped",
-                                         "error": str(operator.exception())})
-        code = 1
-    kopf_stop.set()
-    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-        await asyncio.wait_for(operator, timeout=10)
     await controller.stop()
     await recorder.flush(timeout=3)
     await recorder.stop()
@@ -119,9 +125,38 @@ async def run(settings: OperatorSettings) -> int:
     return code
 
 
+async def serve_kopf(registry: kopf.OperatorRegistry, ends: set[asyncio.Task[Any]]) -> None:
+    """Run kopf until one of `ends` is done or kopf stops on a signal. kopf ends itself when a kind it watches
+    goes away (404: our CRDs deleted, e.g. for a reinstall): it is started again, and
+    its start-up handler waits until the CRDs are back. Our state (the allocation
+    table, Service status as the truth) stays."""
+    backoff = Backoff(1.0, 10.0)
+    while True:
+        kopf_stop = asyncio.Event()
+        operator = asyncio.create_task(kopf.operator(
+            registry=registry, settings=kopf_settings(), clusterwide=True, standalone=True,
+            stop_flag=kopf_stop, memo=kopf.Memo()))
+        await asyncio.wait({operator, *ends}, return_when=asyncio.FIRST_COMPLETED)
+        if not operator.done():
+            kopf_stop.set()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(operator, timeout=10)
+            return
+        error = None if operator.cancelled() else operator.exception()
+        if error is None:
+            return  # kopf handles SIGTERM/SIGINT itself (its handlers replace ours)
+        delay = backoff.next()
+        log.warning("kopf stopped, starting it again", extra={
+            "event": "kopfRestarted", "error": str(error), "seconds": delay})
+        await asyncio.wait(ends, timeout=delay)
+        if any(t.done() for t in ends):
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     logs.configure(settings.log_level)
+    quiet_kopf_when_a_kind_goes_away()
     tune_gc()
     log.info("starting", extra={"event": "starting", "node": settings.identity,
                                 "pool": settings.namespace})

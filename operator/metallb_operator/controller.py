@@ -22,6 +22,7 @@ from metallb_api.service import ServiceView, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer
+from metallb_kube.supervise import Backoff, spawn
 from metallb_operator.allocator import Allocator, restore_order
 from metallb_operator.metrics import OperatorMetrics
 from metallb_operator.reconcile import (
@@ -60,8 +61,13 @@ def _svc_path(view: ServiceView) -> str:
 
 class Controller:
     def __init__(self, settings: OperatorSettings, client: KubeClient,
-                 recorder: EventRecorder, metrics: OperatorMetrics) -> None:
+                 recorder: EventRecorder, metrics: OperatorMetrics,
+                 writable: asyncio.Event | None = None) -> None:
         self.settings = settings
+        # Cleared while the Lease cannot be renewed: nothing is written, state is kept.
+        self.writable = writable or asyncio.Event()
+        if writable is None:
+            self.writable.set()
         self.client = client
         self.recorder = recorder
         self.metrics = metrics
@@ -88,8 +94,7 @@ class Controller:
     # -- start-up -----------------------------------------------------------------
     async def bootstrap(self) -> None:
         started = time.monotonic()
-        pools, _ = await self.client.list_all(f"{self._crd_path}/{POOLS}")
-        advs, _ = await self.client.list_all(f"{self._crd_path}/{L2ADVS}")
+        pools, advs = await self._list_configuration()
         namespaces, _ = await self.client.list_all("/api/v1/namespaces")
         self.pools = {_name(p): p for p in pools}
         self.l2advs = {_name(a): a for a in advs}
@@ -102,7 +107,7 @@ class Controller:
         self._informer = Informer(self.client, "/api/v1/services", name="services",
                                   on_list=self._restore, on_event=self.on_service_event,
                                   page=1000)
-        self._tasks.append(asyncio.create_task(self._informer.run(), name="services-informer"))
+        self._tasks.append(spawn("services-informer", self._informer.run))
         await self._informer.synced.wait()
         self._mark_all_dirty()
         self.synced.set()
@@ -110,6 +115,47 @@ class Controller:
         log.info("synced", extra={"event": "synced", "count": len(self.services),
                                   "seconds": round(time.monotonic() - started, 3),
                                   "reason": f"{len(self.queue)} Services need writes"})
+
+    async def resync_configuration(self) -> None:
+        """Pools and advertisements listed afresh (deletions missed while not watching
+        included); waits while the CRDs are not served."""
+        pools, advs = await self._list_configuration()
+        fresh = {_name(p): p for p in pools}
+        for gone in self.pools.keys() - fresh.keys():
+            self.metrics.forget_pool(gone)
+            self._written.pop((POOLS, gone), None)
+        self.pools = fresh
+        self.l2advs = {_name(a): a for a in advs}
+        self._written = {k: v for k, v in self._written.items()
+                         if k[0] == POOLS or k[1] in self.l2advs}
+        self._rebuild_config()
+        log.info("configuration listed again", extra={"event": "resynced",
+                                                      "count": len(self.pools)})
+
+    async def _list_configuration(self) -> tuple[list[Any], list[Any]]:
+        """Pools and advertisements; waits, quietly, while their CRDs are not served
+        (installed after us, or being replaced) or the API is away."""
+        backoff = Backoff(0.5, 2.0)
+        waiting = ""
+        while True:
+            try:
+                pools, _ = await self.client.list_all(f"{self._crd_path}/{POOLS}")
+                advs, _ = await self.client.list_all(f"{self._crd_path}/{L2ADVS}")
+            except ApiError as exc:
+                why = (f"the {API_VERSION} CRDs are not installed" if exc.not_found
+                       else f"cannot list the configuration: {exc}")
+                self.metrics.crds_missing.set(1 if exc.not_found else 0)
+                if why != waiting:
+                    waiting = why
+                    log.warning("waiting for the configuration", extra={
+                        "event": "crdMissing" if exc.not_found else "apiError",
+                        "reason": why})
+                await asyncio.sleep(backoff.next())
+                continue
+            self.metrics.crds_missing.set(0)
+            if waiting:
+                log.info("configuration available", extra={"event": "crdFound"})
+            return pools, advs
 
     def _restore(self, services: list[Mapping[str, Any]]) -> None:
         """Replay every Service in restore order: already-assigned ones first, so the
@@ -124,8 +170,8 @@ class Controller:
 
     def start(self) -> None:
         for i in range(self.settings.workers):
-            self._tasks.append(asyncio.create_task(self._worker(), name=f"worker-{i}"))
-        self._tasks.append(asyncio.create_task(self._status_loop(), name="status-flusher"))
+            self._tasks.append(spawn(f"worker-{i}", self._worker))
+        self._tasks.append(spawn("status-flusher", self._status_loop))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -227,6 +273,7 @@ class Controller:
         while True:
             key = await self.queue.get()
             try:
+                await self.writable.wait()
                 await self._process(key)
             except ApiError as exc:
                 self.metrics.api_errors.labels("write").inc()
@@ -377,6 +424,7 @@ class Controller:
         delay = self.settings.status_flush_interval
         while True:
             await asyncio.sleep(delay)
+            await self.writable.wait()
             try:
                 ok = await self.flush_status()
             except Exception:

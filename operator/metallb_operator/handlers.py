@@ -3,13 +3,16 @@
 Raw `on.event` handlers, not create/update handlers: they write nothing back (no
 last-handled-configuration annotations, no finalizers). kopf watches the low-volume
 kinds (pools, advertisements, namespaces); Services, which can number 10k+, come from
-`metallb_kube.informer` (see docs/client-choice.md). Start-up sync runs in
-`on.startup`, which kopf completes before any of its watches start.
+`metallb_kube.informer` (see docs/client-choice.md). The start-up sync runs before
+kopf starts; `on.startup` (completed before any of kopf's watches start) lists the
+configuration again when kopf is restarted.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -28,7 +31,37 @@ def kopf_settings() -> kopf.OperatorSettings:
     s.watching.server_timeout = 300
     s.watching.client_timeout = 330
     s.networking.request_timeout = 60
+    # kopf gives up on a request after its backoffs (~1 min) and some errors then end
+    # its watchers; an API server away for minutes must only delay us.
+    s.networking.error_backoffs = RetryForever()
     return s
+
+
+class RetryForever:
+    """Backoffs for kopf's API requests: fast at first, then every 4 s, without end
+    (an iterable, not an iterator: each request starts from the beginning)."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (0.5, 1.0, 2.0)
+        yield from itertools.repeat(4.0)
+
+
+class KindGone(logging.Filter):
+    """kopf logs a watched kind that went away (404: our CRDs deleted) as an error
+    with a traceback, once per watcher, then stops; we start it again and it waits for
+    the CRDs. Expected and handled: one line, as a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and getattr(exc, "status", None) == 404:
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_kopf_when_a_kind_goes_away() -> None:
+    for name in ("kopf._core.reactor.orchestration", "kopf._core.reactor.running"):
+        logging.getLogger(name).addFilter(KindGone())
 
 
 def build_registry(controller: Controller, conn: Connection) -> kopf.OperatorRegistry:
@@ -49,12 +82,10 @@ def build_registry(controller: Controller, conn: Connection) -> kopf.OperatorReg
 
     @kopf.on.startup(registry=registry)
     async def startup(**_: Any) -> None:
-        await controller.bootstrap()
-        controller.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await controller.stop()
+        # The start-up sync ran before kopf (see __main__). kopf may be started again
+        # after it stopped (a watched kind went away): list the configuration afresh,
+        # waiting for the CRDs, before its watches resume.
+        await controller.resync_configuration()
 
     @kopf.on.event("metallb.io", "v1beta1", "ipaddresspools", registry=registry)
     async def pool(event: kopf.RawEvent, **_: Any) -> None:

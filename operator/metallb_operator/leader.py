@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
+from metallb_operator.tenure import Attempt, Standing, Tenure
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
         self.is_leader = False
+        self.leading = asyncio.Event()  # set while we hold the Lease and may write
+        self.pauses = 0
 
     def _spec(self, transitions: int, acquire: str | None = None) -> dict[str, Any]:
         now = _micro_now()
@@ -95,6 +98,7 @@ class LeaderElector:
             try:
                 if await self.try_acquire_or_renew():
                     self.is_leader = True
+                    self.leading.set()
                     log.info("became leader", extra={"event": "leaderElected",
                                                      "node": self.identity})
                     return
@@ -103,29 +107,46 @@ class LeaderElector:
             await asyncio.sleep(self._retry)
 
     async def hold(self) -> None:
-        """Renew until renewal fails for longer than the lease; then return (lost)."""
-        last_ok = self._clock()
+        """Renew every retry period; return only when another replica holds the Lease.
+        While renewals fail for too long (the API is away) `leading` is cleared: the
+        controller stops writing but keeps its state, and resumes once renewed."""
+        tenure = Tenure(self._duration, self._clock())
         while True:
             await asyncio.sleep(self._retry)
+            error = ""
             try:
-                if await self.try_acquire_or_renew():
-                    last_ok = self._clock()
-                    continue
-                log.error("lease taken by another operator", extra={"event": "leaderLost"})
-                self.is_leader = False
-                return
+                attempt = Attempt.RENEWED if await self.try_acquire_or_renew() \
+                    else Attempt.TAKEN
             except (TimeoutError, ApiError, OSError) as exc:
+                attempt, error = Attempt.FAILED, str(exc)
+            before = tenure.standing
+            standing = tenure.record(attempt, self._clock())
+            if error and standing is before:
                 log.warning("lease renew failed", extra={"event": "leaseError",
-                                                         "error": str(exc)})
-            # Stop before the lease could expire under someone else's clock.
-            if self._clock() - last_ok > self._duration * 2 / 3:
-                self.is_leader = False
+                                                         "error": error})
+            if standing is before:
+                continue
+            self.is_leader = standing is Standing.LEADING
+            if standing is Standing.PAUSED:
+                self.leading.clear()
+                self.pauses += 1
+                log.error("cannot renew the Lease: writes paused, state kept", extra={
+                    "event": "leaderPaused", "node": self.identity, "error": error,
+                    "seconds": round(tenure.pause_after, 1)})
+            elif standing is Standing.LEADING:
+                self.leading.set()
+                log.info("Lease renewed again: writes resumed", extra={
+                    "event": "leaderResumed", "node": self.identity})
+            else:
+                self.leading.clear()
+                log.error("lease taken by another operator", extra={
+                    "event": "leaderLost", "node": self.identity})
                 return
 
     async def release(self) -> None:
         """Hand over at once on a clean shutdown instead of making the standby wait."""
-        if not self.is_leader:
-            return
+        if not self.leading.is_set() and not self.pauses:
+            return  # never held it
         try:
             lease = await self._client.get(f"{self._path}/{self._name}")
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
@@ -136,3 +157,4 @@ class LeaderElector:
         except (TimeoutError, ApiError, OSError) as exc:
             log.warning("lease release failed", extra={"event": "leaseError", "error": str(exc)})
         self.is_leader = False
+        self.leading.clear()

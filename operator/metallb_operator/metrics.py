@@ -50,6 +50,12 @@ class OperatorMetrics:
         self.synced = Gauge("metallb_controller_synced",
                             "1 once the start-up sync (allocation table rebuilt) is done",
                             registry=r)
+        self.leading = Gauge("metallb_controller_leading",
+                             "1 while this replica holds the Lease and writes; 0 while it "
+                             "waits for it or cannot renew it (writes paused)", registry=r)
+        self.crds_missing = Gauge("metallb_controller_crds_missing",
+                                  "1 while the metallb.io CRDs the operator needs are not "
+                                  "served (it waits for them)", registry=r)
 
     def set_pool(self, pool: str, usage: PoolUsage, services: int) -> None:
         v4, v6 = Family.V4, Family.V6
