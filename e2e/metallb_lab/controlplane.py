@@ -152,6 +152,7 @@ class _Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    argv: list[str]
 
 
 @dataclass
@@ -171,6 +172,7 @@ class ControlPlane:
     _procs: list[_Proc] = field(default_factory=list, init=False)
     _owns_work_dir: bool = field(default=False, init=False)
     _relay: Forwarder | None = field(default=None, init=False)
+    _stopped_apiserver: list[str] = field(default_factory=list, init=False)
 
     # -- lifecycle ----------------------------------------------------------------
     def __enter__(self) -> ControlPlane:
@@ -338,14 +340,31 @@ class ControlPlane:
     # -- helpers ------------------------------------------------------------------
     def _spawn(self, name: str, argv: Sequence[str]) -> None:
         log = self.work_dir / f"{name}.log"
+        run = list(argv)
         if self.config.netns:  # nsenter execs in place: the pid and PDEATHSIG stay ours
-            argv = ["nsenter", f"--net={NETNS_DIR}/{self.config.netns}", "--", *argv]
-        with log.open("wb") as out:
+            run = ["nsenter", f"--net={NETNS_DIR}/{self.config.netns}", "--", *run]
+        with log.open("ab") as out:
             popen = subprocess.Popen(
-                list(argv), stdout=out, stderr=subprocess.STDOUT,
+                run, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
-        self._procs.append(_Proc(name, popen, log))
+        self._procs.append(_Proc(name, popen, log, list(argv)))
+
+    def stop_apiserver(self) -> None:
+        """The API goes away (as in an upgrade): clients get connection refused."""
+        (proc,) = [p for p in self._procs if p.name == "kube-apiserver"]
+        self._procs.remove(proc)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait(timeout=10)
+        self._stopped_apiserver = proc.argv
+
+    def start_apiserver(self) -> None:
+        """Back with the same flags, port and data; returns once /readyz passes."""
+        argv, self._stopped_apiserver = self._stopped_apiserver, []
+        assert argv, "stop_apiserver() first"
+        self._spawn("kube-apiserver", argv)
+        self._wait_http(f"{self.server}/readyz", "kube-apiserver", context=self.ssl_context())
 
     def _wait_http(self, url: str, what: str, context: ssl.SSLContext | None,
                    in_netns: bool = False) -> None:

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from metallb_lab.controlplane import ControlPlane
-from metallb_lab.kube import Json, apply_manifest
+from metallb_lab.kube import Json, apply_manifest, wait_for
 from metallb_lab.lan import Lan, UsersView
 from metallb_lab.netns import Forwarder, in_ns, ip, sysctl
 
@@ -347,6 +347,34 @@ class NetLab(UsersView[LabNode]):
             "ports": [{"port": 80, "protocol": "TCP"}],
         }
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def create_service(self, name: str, **spec: Any) -> None:
+        """A LoadBalancer Service of this lab's class in `apps`, backed by every node's
+        nginx."""
+        annotations = spec.pop("annotations", {})
+        body = {"metadata": {"name": name, "annotations": annotations},
+                "spec": {"type": "LoadBalancer", "loadBalancerClass": self.lb_class,
+                         "selector": {"app": "nginx"}, "ports": [{"port": 80}], **spec}}
+        self.api.create(f"/api/v1/namespaces/{self.apps}/services", body)
+
+    def ingress(self, name: str) -> list[str]:
+        obj = self.api.get(f"/api/v1/namespaces/{self.apps}/services/{name}")
+        return [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
+            "ingress") or []]
+
+    def service(self, name: str, timeout: float = 20.0, **spec: Any) -> list[str]:
+        """Create it and wait for its addresses to be assigned and on the nodes."""
+        self.create_service(name, **spec)
+        want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
+
+        def assigned() -> list[str] | None:
+            got = self.ingress(name)
+            return got if len(got) >= want else None
+
+        ips = wait_for(assigned, timeout=timeout, what=f"{name} external IP")
+        for vip in ips:
+            self.wait_vip_on_nodes(vip)
+        return ips
 
     def wait_vip_on_nodes(self, vip: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

@@ -108,6 +108,7 @@ class Forwarder(threading.Thread):
         self.sock = run_in_ns(listen_ns, listener) if listen_ns else listener()
         self.port = int(self.sock.getsockname()[1])
         self._closed = False
+        self._cut = False
         self._conns: set[tuple[socket.socket, socket.socket]] = set()
 
     def _dial(self) -> socket.socket:
@@ -122,6 +123,9 @@ class Forwarder(threading.Thread):
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self._cut:
+                client.close()
+                continue
             try:
                 upstream = self._dial()
                 upstream.settimeout(None)
@@ -142,13 +146,25 @@ class Forwarder(threading.Thread):
             c.close()
         self._conns.discard(pair)
 
+    def cut(self) -> None:
+        """A partition from the target: relayed connections are reset and new ones
+        closed at once (the target is unreachable) until `restore()`."""
+        self._cut = True
+        self._reset_all()
+
+    def restore(self) -> None:
+        self._cut = False
+
+    def _reset_all(self) -> None:
+        for pair in list(self._conns):
+            for c in pair:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
         with contextlib.suppress(OSError):
             self.sock.close()
-        for pair in list(self._conns):
-            for c in pair:
-                with contextlib.suppress(OSError):
-                    c.shutdown(socket.SHUT_RDWR)
+        self._reset_all()

@@ -4,12 +4,14 @@ log file and a Prometheus endpoint the tests read."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 class ChildProcess:
@@ -67,6 +69,16 @@ class ChildProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose `event` key is `event`."""
+        out = []
+        for line in self.logs().splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("event") == event:
+                    out.append(rec)
+        return out
 
     def wait_metric(self, name: str, labels: str, value: float, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -69,23 +69,7 @@ def healthy(lab: NetLab) -> Iterator[NetLab]:
 
 
 def service(lab: NetLab, name: str, **spec: Any) -> list[str]:
-    annotations = spec.pop("annotations", {})
-    body = {"metadata": {"name": name, "annotations": annotations},
-            "spec": {"type": "LoadBalancer", "loadBalancerClass": lab.lb_class,
-                     "selector": {"app": "nginx"}, "ports": [{"port": 80}], **spec}}
-    lab.api.create(f"/api/v1/namespaces/{lab.apps}/services", body)
-    want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
-
-    def ingress() -> list[str] | None:
-        obj = lab.api.get(f"/api/v1/namespaces/{lab.apps}/services/{name}")
-        ips = [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
-            "ingress") or []]
-        return ips if len(ips) >= want else None
-
-    ips = wait_for(ingress, timeout=20, what=f"{name} external IP")
-    for vip in ips:
-        lab.wait_vip_on_nodes(vip)
-    return ips
+    return lab.service(name, **spec)
 
 
 def owner(lab: NetLab, name: str, timeout: float = 20.0) -> LabNode:
