@@ -126,10 +126,10 @@ async def run(settings: OperatorSettings) -> int:
 
 
 async def serve_kopf(registry: kopf.OperatorRegistry, ends: set[asyncio.Task[Any]]) -> None:
-    """Run kopf until one of `ends` is done or kopf stops on a signal. kopf ends itself when a kind it watches
-    goes away (404: our CRDs deleted, e.g. for a reinstall): it is started again, and
-    its start-up handler waits until the CRDs are back. Our state (the allocation
-    table, Service status as the truth) stays."""
+    """Run kopf until one of `ends` is done or kopf stops on a signal. kopf ends
+    itself when a kind it watches goes away (404: our CRDs deleted, e.g. for a
+    reinstall): it is started again, and its start-up handler waits for the CRDs.
+    Our state (the allocation table; Service status is the truth) stays."""
     backoff = Backoff(1.0, 10.0)
     while True:
         kopf_stop = asyncio.Event()
