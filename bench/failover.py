@@ -124,6 +124,7 @@ metadata: {name: bench}
                 lab.start_speakers()
                 lab.wait_ready()
                 cp.kubectl("create", "service", "loadbalancer", "web", "--tcp=80:80")
+                lab.endpoints("default", "web", lab.nodes)  # nginx serves on every node
                 vip = wait_for(lambda: cp.kubectl(
                     "get", "svc", "web", "-o",
                     "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout, timeout=30)

@@ -348,13 +348,15 @@ class NetLab(UsersView[LabNode]):
         }
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(body))
 
-    def create_service(self, name: str, **spec: Any) -> None:
-        """A LoadBalancer Service of this lab's class in `apps`, backed by every node's
-        nginx."""
+    def create_service(self, name: str, endpoints: list[LabNode] | None = None,
+                       **spec: Any) -> None:
+        """A LoadBalancer Service of this lab's class in `apps`, backed by the nginx of
+        `endpoints` (default: every node), as its EndpointSlice says."""
         annotations = spec.pop("annotations", {})
         body = {"metadata": {"name": name, "annotations": annotations},
                 "spec": {"type": "LoadBalancer", "loadBalancerClass": self.lb_class,
                          "selector": {"app": "nginx"}, "ports": [{"port": 80}], **spec}}
+        self.endpoints(self.apps, name, self.nodes if endpoints is None else endpoints)
         self.api.create(f"/api/v1/namespaces/{self.apps}/services", body)
 
     def ingress(self, name: str) -> list[str]:
@@ -362,9 +364,10 @@ class NetLab(UsersView[LabNode]):
         return [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
             "ingress") or []]
 
-    def service(self, name: str, timeout: float = 20.0, **spec: Any) -> list[str]:
+    def service(self, name: str, timeout: float = 20.0, endpoints: list[LabNode] | None = None,
+                **spec: Any) -> list[str]:
         """Create it and wait for its addresses to be assigned and on the nodes."""
-        self.create_service(name, **spec)
+        self.create_service(name, endpoints, **spec)
         want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
 
         def assigned() -> list[str] | None:

@@ -177,8 +177,7 @@ def test_graceful_shutdown_hands_over_without_failed_requests(healthy: NetLab) -
 
 def test_external_traffic_policy_local_announces_from_endpoint_nodes(healthy: NetLab) -> None:
     lab = healthy
-    lab.endpoints(lab.apps, "local", [lab.nodes[1]])
-    (vip,) = service(lab, "local", externalTrafficPolicy="Local")
+    (vip,) = service(lab, "local", externalTrafficPolicy="Local", endpoints=[lab.nodes[1]])
     assert owner(lab, "local") is lab.nodes[1]
     assert curl_node(lab, vip) == lab.nodes[1].name
     lab.endpoints(lab.apps, "local", [lab.nodes[2]])

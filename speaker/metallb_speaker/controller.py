@@ -60,15 +60,21 @@ def node_state(obj: Mapping[str, Any]) -> NodeState:
                      address)
 
 
-def slice_nodes(obj: Mapping[str, Any]) -> frozenset[str]:
-    """Nodes with a ready or serving endpoint (ready unset means ready, per the API)."""
-    out = set()
+def slice_endpoints(obj: Mapping[str, Any]) -> tuple[frozenset[str], bool]:
+    """(nodes with a serving endpoint, whether any endpoint serves). Serving as MetalLB
+    reads it: `serving` when set, else `ready`, which unset means ready (per the API)."""
+    nodes, serving = set(), False
     for ep in obj.get("endpoints") or []:
         cond = ep.get("conditions") or {}
-        if (cond.get("ready") is not False or cond.get("serving") is True) \
-                and ep.get("nodeName"):
-            out.add(str(ep["nodeName"]))
-    return frozenset(out)
+        flag = cond.get("serving")
+        if flag is None:
+            flag = cond.get("ready")
+        if flag is False:
+            continue
+        serving = True
+        if ep.get("nodeName"):
+            nodes.add(str(ep["nodeName"]))
+    return frozenset(nodes), serving
 
 
 class SpeakerController:
@@ -83,7 +89,10 @@ class SpeakerController:
         self.nodes: dict[str, NodeState] = {}
         self.services: dict[str, ServiceState] = {}
         self._svc_refs: dict[str, ObjectRef] = {}
-        self._slices: dict[str, tuple[str, frozenset[str]]] = {}
+        # EndpointSlices: slice -> (its Service, serving nodes, any serving), and the
+        # index Service -> its slices, so an event costs O(that Service's slices).
+        self._slices: dict[str, tuple[str, frozenset[str], bool]] = {}
+        self._slices_of: dict[str, set[str]] = {}
         self._pools: dict[str, Mapping[str, Any]] = {}
         self._advs: dict[str, Mapping[str, Any]] = {}
         self.config: Config = build_config([], [])
@@ -195,30 +204,47 @@ class SpeakerController:
             return
         old = self.services.get(key)
         local = view.external_traffic_policy == "Local"
-        endpoints = frozenset().union(*(n for k, n in self._slices.values() if k == key)) \
-            if self._slices else frozenset()
+        nodes, serving = self._endpoints_of(key)
         state = ServiceState(key, view.ingress, view.annotations.get(ALLOCATED_FROM_POOL),
-                             local, endpoints)
+                             local, nodes, serving)
         self._svc_refs[key] = ObjectRef("v1", "Service", view.namespace, view.name, view.uid)
         if state != old:
             self.services[key] = state
             self._schedule()
 
+    def _endpoints_of(self, svc_key: str) -> tuple[frozenset[str], bool]:
+        nodes: set[str] = set()
+        serving = False
+        for slice_key in self._slices_of.get(svc_key, ()):
+            _, n, any_serving = self._slices[slice_key]
+            nodes |= n
+            serving = serving or any_serving
+        return frozenset(nodes), serving
+
     def _slice_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         svc = (meta.get("labels") or {}).get(SLICE_SERVICE_LABEL)
         key = object_key(obj)
-        if kind == "DELETED":
-            self._slices.pop(key, None)
-        elif svc:
-            self._slices[key] = (f"{meta.get('namespace')}/{svc}", slice_nodes(obj))
-        svc_key = f"{meta.get('namespace')}/{svc}"
-        state = self.services.get(svc_key)
-        if state is not None:
-            nodes = frozenset().union(*(n for k, n in self._slices.values() if k == svc_key))
-            if nodes != state.endpoint_nodes:
+        touched = set()
+        before = self._slices.pop(key, None)
+        if before is not None:
+            touched.add(before[0])
+            self._slices_of[before[0]].discard(key)
+            if not self._slices_of[before[0]]:
+                del self._slices_of[before[0]]
+        if kind != "DELETED" and svc:
+            svc_key = f"{meta.get('namespace')}/{svc}"
+            self._slices[key] = (svc_key, *slice_endpoints(obj))
+            self._slices_of.setdefault(svc_key, set()).add(key)
+            touched.add(svc_key)
+        for svc_key in touched:
+            state = self.services.get(svc_key)
+            if state is None:
+                continue
+            nodes, serving = self._endpoints_of(svc_key)
+            if (nodes, serving) != (state.endpoint_nodes, state.has_endpoints):
                 self.services[svc_key] = ServiceState(state.key, state.ips, state.pool,
-                                                      state.local, nodes)
+                                                      state.local, nodes, serving)
                 self._schedule()
 
     def _l2status_event(self, kind: str, obj: Mapping[str, Any]) -> None:

@@ -6,7 +6,8 @@ Kubernetes objects, so all of them reach the same answer without talking about i
 Candidates for a Service: live members, minus nodes labelled
 `node.kubernetes.io/exclude-from-external-load-balancers` (unless switched off), minus
 nodes with `NetworkUnavailable=True`, minus nodes no matching L2Advertisement selects,
-and for `externalTrafficPolicy: Local` only nodes with a ready or serving endpoint.
+none at all when the Service has no serving endpoint (MetalLB's rule), and for
+`externalTrafficPolicy: Local` only nodes with a serving endpoint.
 Ready members (past their hold-down) are preferred; if none is ready, any live one.
 The owner is the candidate with the smallest `sha256(node + "#" + first_ip)` (MetalLB's
 rule), so Services sharing an address share an owner.
@@ -35,6 +36,7 @@ class Reason(StrEnum):
     NOT_OWNER = "notOwner"
     HOLD_DOWN = "holdDown"  # eligible, but still in its hold-down after (re)joining
     NO_CANDIDATES = "noCandidates"
+    NO_ENDPOINTS = "noEndpoints"  # no serving endpoint anywhere
     NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
     NO_MATCHING_ADVERTISEMENT = "noMatchingAdvertisement"
     EXCLUDED_BY_LABEL = "excludedByLabel"
@@ -70,7 +72,11 @@ class ServiceState:
     ips: tuple[str, ...]  # status.loadBalancer.ingress, in order
     pool: str | None = None  # metallb.io/ip-allocated-from-pool
     local: bool = False  # externalTrafficPolicy: Local
-    endpoint_nodes: frozenset[str] = frozenset()  # nodes with ready/serving endpoints
+    endpoint_nodes: frozenset[str] = frozenset()  # nodes with serving endpoints
+    # Any serving endpoint at all (on any node, or none named). Without one no node
+    # announces, whatever the traffic policy (MetalLB's rule): clients would be sent
+    # to a node that can only refuse them.
+    has_endpoints: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class Election:
             return Reason.NETWORK_UNAVAILABLE
         if not _advertisements_for(node, svc, inp, labels):
             return Reason.NO_MATCHING_ADVERTISEMENT
+        if not svc.has_endpoints:
+            return Reason.NO_ENDPOINTS
         if svc.local and node not in svc.endpoint_nodes:
             return Reason.NO_LOCAL_ENDPOINTS
         return None
@@ -183,10 +191,10 @@ class Election:
                    ) -> dict[str, Decision]:
         """One election round: the static filters are evaluated once per distinct
         (pool, policy, endpoints), not once per Service."""
-        memo: dict[tuple[str | None, bool, frozenset[str]], frozenset[str]] = {}
+        memo: dict[tuple[str | None, bool, bool, frozenset[str]], frozenset[str]] = {}
         out = {}
         for key, svc in services.items():
-            k = (svc.pool or ",".join(svc.ips), svc.local,
+            k = (svc.pool or ",".join(svc.ips), svc.local, svc.has_endpoints,
                  svc.endpoint_nodes if svc.local else frozenset())
             static = memo.get(k)
             if static is None:

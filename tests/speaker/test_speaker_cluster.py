@@ -77,18 +77,23 @@ class Cluster:
             body["spec"]["externalTrafficPolicy"] = "Local"
         svcs = f"/api/v1/namespaces/{self.ns}/services"
         self.api.create(svcs, body)
+        # A serving endpoint (on no particular node): without one nobody announces.
+        self.endpoints(name, [None])
         self.api.merge_patch(f"{svcs}/{name}/status", {"status": {"loadBalancer": {
             "ingress": [{"ip": ip, "ipMode": "VIP"}]}}})
         return f"{self.ns}/{name}"
 
-    def endpoints(self, service: str, nodes: list[str]) -> None:
+    def endpoints(self, service: str, nodes: list[str | None], ready: bool = True) -> None:
+        """The Service's one EndpointSlice: an endpoint per node (None: no nodeName)."""
         self.cp.kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{service}-x", "namespace": self.ns,
                          "labels": {"kubernetes.io/service-name": service}},
             "addressType": "IPv4",
-            "endpoints": [{"addresses": ["198.18.250.1"], "nodeName": n,
-                           "conditions": {"ready": True}} for n in nodes],
+            "endpoints": [{"addresses": [f"198.18.250.{i + 1}"],
+                           **({"nodeName": n} if n else {}),
+                           "conditions": {"ready": ready, "serving": ready}}
+                          for i, n in enumerate(nodes)],
             "ports": [{"port": 80}]}))
 
     def announcers(self) -> dict[str, list[str]]:
@@ -255,6 +260,17 @@ def test_candidate_filters(cluster: Cluster) -> None:
     cluster.endpoints("local", [picky])
     wait_for(lambda: cluster.announcers().get("local") == [picky], timeout=20,
              what="local owner moved with its endpoint")
+    # No serving endpoint anywhere: nobody announces, whatever the policy (MetalLB's
+    # rule); back as soon as one serves again.
+    cluster.endpoints("c0", [plain[0]], ready=False)
+    wait_for(lambda: "c0" not in cluster.announcers(), timeout=20,
+             what="c0 withdrawn without a serving endpoint")
+    cluster.endpoints("local", [plain[1], picky], ready=False)
+    wait_for(lambda: "local" not in cluster.announcers(), timeout=20,
+             what="local withdrawn without a serving endpoint")
+    cluster.endpoints("c0", [plain[0]])
+    wait_for(lambda: cluster.announcers().get("c0") == [expected_owner(allowed, ips[0])],
+             timeout=20, what="c0 announced again")
     # nodeSelectors: an advertisement for edge nodes only.
     cluster.cp.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
