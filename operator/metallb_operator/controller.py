@@ -13,15 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from metallb_api import API_VERSION
+from metallb_api.conditions import ConditionSpec, merge_conditions, now_rfc3339
 from metallb_api.config import Problem, build_config
 from metallb_api.service import ServiceView, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer
+from metallb_kube.status import patch_status
 from metallb_kube.supervise import Backoff, spawn
 from metallb_operator.allocator import Allocator, restore_order
 from metallb_operator.metrics import OperatorMetrics
@@ -33,13 +35,7 @@ from metallb_operator.reconcile import (
     plan_service,
 )
 from metallb_operator.settings import OperatorSettings
-from metallb_operator.status import (
-    l2adv_conditions,
-    merge_conditions,
-    now_rfc3339,
-    pool_conditions,
-    pool_status,
-)
+from metallb_operator.status import l2adv_conditions, pool_conditions, pool_status
 from metallb_operator.workqueue import WorkQueue
 
 log = logging.getLogger("metallb.controller")
@@ -53,6 +49,16 @@ def _name(obj: Mapping[str, Any]) -> str:
 
 def _ns(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _status_builder(base: dict[str, Any], wanted: list[ConditionSpec], generation: int,
+                    now: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """Our status fields, and our conditions merged into the object's current ones
+    (the speakers' AddressConflict is kept as it is)."""
+    def build(current: Mapping[str, Any]) -> dict[str, Any]:
+        return {**base, "conditions": merge_conditions(current.get("conditions") or [],
+                                                       wanted, generation, now)}
+    return build
 
 
 def _svc_path(view: ServiceView) -> str:
@@ -80,7 +86,6 @@ class Controller:
         self._failed: dict[str, tuple[str, str]] = {}
         self._warned: dict[str, set[str]] = {}
         self._dirty: set[tuple[str, str]] = set()
-        self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._moved: dict[str, tuple[int, list[str]]] = {}  # pool -> (generation, services)
         self._moving: dict[str, frozenset[str]] = {}  # service -> pools it is leaving
         # resourceVersions our own writes replaced: their watch events are older than
@@ -123,11 +128,8 @@ class Controller:
         fresh = {_name(p): p for p in pools}
         for gone in self.pools.keys() - fresh.keys():
             self.metrics.forget_pool(gone)
-            self._written.pop((POOLS, gone), None)
         self.pools = fresh
         self.l2advs = {_name(a): a for a in advs}
-        self._written = {k: v for k, v in self._written.items()
-                         if k[0] == POOLS or k[1] in self.l2advs}
         self._rebuild_config()
         log.info("configuration listed again", extra={"event": "resynced",
                                                       "count": len(self.pools)})
@@ -208,7 +210,6 @@ class Controller:
         if kind == "DELETED":
             self.pools.pop(name, None)
             self.metrics.forget_pool(name)
-            self._written.pop((POOLS, name), None)
         else:
             old = self.pools.get(name)
             self.pools[name] = obj
@@ -225,7 +226,6 @@ class Controller:
         name = _name(obj)
         if kind == "DELETED":
             self.l2advs.pop(name, None)
-            self._written.pop((L2ADVS, name), None)
         else:
             old = self.l2advs.get(name)
             self.l2advs[name] = obj
@@ -452,7 +452,6 @@ class Controller:
             if obj is None:
                 continue
             generation = int((obj.get("metadata") or {}).get("generation") or 0)
-            previous = self._written.get((plural, name)) or obj.get("status") or {}
             if plural == POOLS:
                 usage = self.allocator.usage(name)
                 self.metrics.set_pool(name, usage, per_pool.get(name, 0))
@@ -461,24 +460,17 @@ class Controller:
                 if moved and moved[0] == generation:
                     moved_msg = (f"generation {generation} moved {len(moved[1])} Service(s): "
                                  + ", ".join(moved[1][:10]))
-                status: dict[str, Any] = pool_status(usage)
+                base: dict[str, Any] = pool_status(usage)
                 wanted = pool_conditions(config, name, moved_msg)
             else:
-                status = {}
+                base = {}
                 wanted = l2adv_conditions(config, name)
-            ours = {c.type for c in wanted}
-            # Condition types written by others (the speaker's AddressConflict) are kept,
-            # as seen on the object most recently delivered by the watch.
-            foreign = [c for c in (obj.get("status") or {}).get("conditions") or []
-                       if c.get("type") not in ours]
-            status["conditions"] = merge_conditions(previous.get("conditions") or [], wanted,
-                                                    generation, now) + foreign
-            if status == previous:
-                continue
             try:
-                await self.client.merge_patch(
-                    f"{self._crd_path}/{plural}/{name}/status", {"status": status})
-                self._written[(plural, name)] = status
+                written = await patch_status(
+                    self.client, f"{self._crd_path}/{plural}/{name}", obj,
+                    _status_builder(base, wanted, generation, now))
+                if name in objs:  # (deleted meanwhile: keep it deleted)
+                    objs[name] = written  # the freshest copy: the next write starts here
             except ApiError as exc:
                 if not exc.not_found:
                     ok = False

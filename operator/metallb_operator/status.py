@@ -3,50 +3,14 @@ computed purely from the config model and the allocator's usage."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from metallb_api.addresses import Family
+from metallb_api.conditions import ConditionSpec
 from metallb_api.config import Config
 from metallb_operator.allocator import PoolUsage
 
 INT64_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class ConditionSpec:
-    type: str
-    status: bool
-    reason: str
-    message: str
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def merge_conditions(
-    previous: Sequence[Mapping[str, Any]], wanted: Sequence[ConditionSpec], generation: int,
-    now: str,
-) -> list[dict[str, Any]]:
-    """Standard condition bookkeeping: lastTransitionTime moves only when status flips."""
-    before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
-    out = []
-    for spec in wanted:
-        status = "True" if spec.status else "False"
-        old = before.get(spec.type)
-        changed = old is None or old.get("status") != status
-        out.append({
-            "type": spec.type,
-            "status": status,
-            "reason": spec.reason,
-            "message": spec.message,
-            "lastTransitionTime": now if changed or not old else old.get("lastTransitionTime", now),
-            "observedGeneration": generation,
-        })
-    return out
 
 
 def pool_conditions(config: Config, name: str, moved: str | None = None) -> list[ConditionSpec]:

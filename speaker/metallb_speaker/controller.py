@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import logging
 from collections import Counter
@@ -17,11 +16,13 @@ from typing import Any
 
 from metallb_api import API_VERSION
 from metallb_api.addresses import IP, AddressError, parse_ip
+from metallb_api.conditions import ConditionSpec, merge_conditions, now_rfc3339
 from metallb_api.config import Config, build_config
 from metallb_api.service import ALLOCATED_FROM_POOL, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer, object_key
+from metallb_kube.status import patch_status
 from metallb_kube.supervise import fire, spawn
 from metallb_speaker.announce import Announcer
 from metallb_speaker.datapath import DataPathCheck
@@ -537,27 +538,25 @@ class SpeakerController:
         ranges = self.config.held_ranges.get(pool, ())
         mine = sorted(f"{ip} (MAC {', '.join(sorted(m))})" for ip, m in self._conflicts.items()
                       if m and any(r.contains(parse_ip(ip)) for r in ranges))
-        conds = [c for c in (obj.get("status") or {}).get("conditions") or []
-                 if c.get("type") != "AddressConflict"]
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        conds.append({
-            "type": "AddressConflict", "status": "True" if mine else "False",
-            "reason": "IPConflict" if mine else "NoConflict",
-            "message": ("claimed by another host: " + "; ".join(mine)) if mine
-            else "no foreign host claims these addresses",
-            "lastTransitionTime": now,
-            "observedGeneration": int((obj.get("metadata") or {}).get("generation") or 0)})
+        spec = ConditionSpec(
+            "AddressConflict", bool(mine), "IPConflict" if mine else "NoConflict",
+            ("claimed by another host: " + "; ".join(mine)) if mine
+            else "no foreign host claims these addresses")
+        generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        now = now_rfc3339()
+
+        def build(current: Mapping[str, Any]) -> dict[str, Any]:
+            return {"conditions": merge_conditions(current.get("conditions") or [], [spec],
+                                                   generation, now)}
+
+        path = f"/apis/{API_VERSION}/namespaces/{self.s.namespace}/ipaddresspools/{pool}"
         try:
-            await self.client.merge_patch(
-                f"/apis/{API_VERSION}/namespaces/{self.s.namespace}/ipaddresspools/{pool}/status",
-                {"metadata": {"resourceVersion": (obj.get("metadata") or {}).get(
-                    "resourceVersion")}, "status": {"conditions": conds}})
+            written = await patch_status(self.client, path, obj, build)
+            if pool in self._pools:  # (deleted meanwhile: keep it deleted)
+                self._pools[pool] = written
         except ApiError as exc:
             log.warning("pool conflict condition not written", extra={
                 "event": "conflictConditionError", "pool": pool, "error": str(exc)})
-            if exc.conflict:
-                await asyncio.sleep(0.5)
-                await self._pool_condition(pool)
 
     async def withdraw_all(self) -> None:
         """Graceful shutdown: stop announcing and remove our statuses."""

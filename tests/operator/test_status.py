@@ -2,80 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from tests.operator.builders import allocator, config, ensure, l2adv, pool, service, ts
 
 from metallb_api.addresses import Family
+from metallb_api.conditions import ConditionSpec
 from metallb_operator.allocator import PoolUsage
-from metallb_operator.status import (
-    INT64_MAX,
-    ConditionSpec,
-    l2adv_conditions,
-    merge_conditions,
-    now_rfc3339,
-    pool_conditions,
-    pool_status,
-)
+from metallb_operator.status import INT64_MAX, l2adv_conditions, pool_conditions, pool_status
 
 pytestmark = pytest.mark.unit
 
 V4, V6 = Family.V4, Family.V6
-READY = ConditionSpec("Ready", True, "Accepted", "ok")
-
-
-def cond(type_: str, status: str, time: str, reason: str = "R", gen: int = 1
-         ) -> dict[str, Any]:
-    return {"type": type_, "status": status, "reason": reason, "message": "m",
-            "lastTransitionTime": time, "observedGeneration": gen}
-
-
-def test_now_rfc3339_shape() -> None:
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", now_rfc3339())
-
-
-def test_merge_new_condition_gets_now() -> None:
-    out = merge_conditions([], [READY], 3, "NOW")
-    assert out == [{"type": "Ready", "status": "True", "reason": "Accepted", "message": "ok",
-                    "lastTransitionTime": "NOW", "observedGeneration": 3}]
-
-
-@pytest.mark.parametrize(
-    ("previous_status", "wanted", "time"),
-    [
-        ("True", True, "THEN"),  # unchanged: keep
-        ("False", False, "THEN"),
-        ("False", True, "NOW"),  # flipped
-        ("True", False, "NOW"),
-        ("Unknown", True, "NOW"),
-    ],
-)
-def test_merge_moves_time_only_on_flip(previous_status: str, wanted: bool, time: str) -> None:
-    previous = [cond("Ready", previous_status, "THEN", reason="Old", gen=1)]
-    spec = ConditionSpec("Ready", wanted, "New", "new message")
-    [out] = merge_conditions(previous, [spec], 2, "NOW")
-    assert out["lastTransitionTime"] == time
-    # reason, message and generation always follow what is wanted
-    assert (out["reason"], out["message"], out["observedGeneration"]) == (
-        "New", "new message", 2)
-    assert out["status"] == ("True" if wanted else "False")
-
-
-def test_merge_keeps_order_of_wanted_and_drops_others() -> None:
-    previous = [cond("Stale", "True", "T0"), cond("B", "True", "T1"), "junk",
-                {"no": "type"}]
-    wanted = [ConditionSpec("A", True, "r", "m"), ConditionSpec("B", True, "r", "m")]
-    out = merge_conditions(previous, wanted, 1, "NOW")  # type: ignore[arg-type]
-    assert [c["type"] for c in out] == ["A", "B"]
-    assert [c["lastTransitionTime"] for c in out] == ["NOW", "T1"]
-
-
-def test_merge_old_without_time_gets_now() -> None:
-    previous = [{"type": "Ready", "status": "True"}]
-    [out] = merge_conditions(previous, [READY], 1, "NOW")
-    assert out["lastTransitionTime"] == "NOW"
 
 
 def by_type(specs: list[ConditionSpec]) -> dict[str, ConditionSpec]:
