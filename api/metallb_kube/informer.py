@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
+from metallb_kube.supervise import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Informer:
             self._on_event(kind, obj)
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, MAX_BACKOFF)
         need_list = True
         while True:
             try:
@@ -113,12 +114,11 @@ class Informer:
                 except asyncio.CancelledError:
                     if self.restarts == restarts:
                         raise  # we are being cancelled, not restarted
-                    self._watching.cancel()
                     log.info("watch restarted", extra={"event": "watchRestarted",
                                                        "reason": self.name})
                 finally:
                     self._watching.cancel()
-                backoff = 0.2
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except ApiError as exc:
@@ -130,10 +130,8 @@ class Informer:
                 # Before the first list succeeded there is nothing to resume from; 429 is
                 # "storage (re)initializing" right after a CRD is created.
                 need_list = need_list or exc.status >= 500 or exc.status in (401, 403, 429)
-                await asyncio.sleep(backoff * (1 + random.random() / 2))
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                await asyncio.sleep(backoff.next() * (1 + random.random() / 2))
             except (TimeoutError, OSError, ValueError) as exc:
                 log.warning("watch interrupted", extra={"event": "watchError",
                                                         "reason": self.name, "error": str(exc)})
-                await asyncio.sleep(backoff * (1 + random.random() / 2))
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                await asyncio.sleep(backoff.next() * (1 + random.random() / 2))
