@@ -99,10 +99,8 @@ class Controller:
     # -- start-up -----------------------------------------------------------------
     async def bootstrap(self) -> None:
         started = time.monotonic()
-        pools, advs = await self._list_configuration()
+        self._replace_configuration(*await self._list_configuration())
         namespaces, _ = await self.client.list_all("/api/v1/namespaces")
-        self.pools = {_name(p): p for p in pools}
-        self.l2advs = {_name(a): a for a in advs}
         for ns in namespaces:
             labels = (ns.get("metadata") or {}).get("labels") or {}
             self.allocator.set_namespace_labels(_name(ns), labels)
@@ -124,15 +122,17 @@ class Controller:
     async def resync_configuration(self) -> None:
         """Pools and advertisements listed afresh (deletions missed while not watching
         included); waits while the CRDs are not served."""
-        pools, advs = await self._list_configuration()
+        self._replace_configuration(*await self._list_configuration())
+        self._rebuild_config()
+        log.info("configuration listed again", extra={"event": "resynced",
+                                                      "count": len(self.pools)})
+
+    def _replace_configuration(self, pools: list[Any], advs: list[Any]) -> None:
         fresh = {_name(p): p for p in pools}
         for gone in self.pools.keys() - fresh.keys():
             self.metrics.forget_pool(gone)
         self.pools = fresh
         self.l2advs = {_name(a): a for a in advs}
-        self._rebuild_config()
-        log.info("configuration listed again", extra={"event": "resynced",
-                                                      "count": len(self.pools)})
 
     async def _list_configuration(self) -> tuple[list[Any], list[Any]]:
         """Pools and advertisements; waits, quietly, while their CRDs are not served

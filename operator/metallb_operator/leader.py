@@ -41,9 +41,8 @@ class LeaderElector:
         self._clock = clock
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
-        self.is_leader = False
         self.leading = asyncio.Event()  # set while we hold the Lease and may write
-        self.pauses = 0
+        self._held = False  # acquired at some point (paused or not): release it on exit
 
     def _spec(self, transitions: int, acquire: str | None = None) -> dict[str, Any]:
         now = _micro_now()
@@ -97,7 +96,7 @@ class LeaderElector:
         while True:
             try:
                 if await self.try_acquire_or_renew():
-                    self.is_leader = True
+                    self._held = True
                     self.leading.set()
                     log.info("became leader", extra={"event": "leaderElected",
                                                      "node": self.identity})
@@ -126,10 +125,8 @@ class LeaderElector:
                                                          "error": error})
             if standing is before:
                 continue
-            self.is_leader = standing is Standing.LEADING
             if standing is Standing.PAUSED:
                 self.leading.clear()
-                self.pauses += 1
                 log.error("cannot renew the Lease: writes paused, state kept", extra={
                     "event": "leaderPaused", "node": self.identity, "error": error,
                     "seconds": round(tenure.pause_after, 1)})
@@ -145,8 +142,8 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Hand over at once on a clean shutdown instead of making the standby wait."""
-        if not self.leading.is_set() and not self.pauses:
-            return  # never held it
+        if not self._held:
+            return
         try:
             lease = await self._client.get(f"{self._path}/{self._name}")
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
@@ -156,5 +153,5 @@ class LeaderElector:
                 })
         except (TimeoutError, ApiError, OSError) as exc:
             log.warning("lease release failed", extra={"event": "leaseError", "error": str(exc)})
-        self.is_leader = False
+        self._held = False
         self.leading.clear()
