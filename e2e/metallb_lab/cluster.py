@@ -42,7 +42,7 @@ from metallb_lab.controlplane import (
     find_tool,
 )
 from metallb_lab.images import LabImages, ensure_images
-from metallb_lab.kube import Json, wait_for
+from metallb_lab.kube import Json, wait_for, wait_lb_ingress
 from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import Lan, UsersView
 from metallb_lab.netns import in_ns, ip, sysctl
@@ -389,15 +389,7 @@ class Cluster(UsersView[KubeNode]):
             "metadata": {"name": name, "annotations": annotations},
             "spec": {"type": "LoadBalancer", "selector": {"app": app},
                      "ports": [{"port": 80}], **spec}})
-        want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
-
-        def ingress() -> list[str] | None:
-            obj = self.api.get(f"/api/v1/namespaces/{namespace}/services/{name}")
-            ips = [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}
-                                     ).get("ingress") or []]
-            return ips if len(ips) >= want else None
-
-        return wait_for(ingress, timeout=30, what=f"{name} external IP")
+        return wait_lb_ingress(self.api, namespace, name, spec, timeout=30)
 
     def single_announcer(self, namespace: str, service: str, timeout: float = 30.0
                          ) -> KubeNode:

@@ -120,3 +120,23 @@ def apply_manifest(cp: ControlPlane, manifest: str, namespace: str, *, check: bo
         if d.get("kind") in METALLB_KINDS:
             d.setdefault("metadata", {}).setdefault("namespace", namespace)
     return cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)
+
+
+def lb_ingress(api: Json, namespace: str, name: str) -> list[str]:
+    """A Service's `status.loadBalancer.ingress` addresses, in order."""
+    obj = api.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+    return [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
+        "ingress") or []]
+
+
+def wait_lb_ingress(api: Json, namespace: str, name: str, spec: dict[str, Any],
+                    timeout: float) -> list[str]:
+    """Until the Service created with `spec` has all its addresses (two when it asks
+    for dual-stack)."""
+    want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
+
+    def assigned() -> list[str] | None:
+        got = lb_ingress(api, namespace, name)
+        return got if len(got) >= want else None
+
+    return wait_for(assigned, timeout=timeout, what=f"{name} external IP")

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from metallb_lab.controlplane import ControlPlane
-from metallb_lab.kube import Json, apply_manifest, wait_for
+from metallb_lab.kube import Json, apply_manifest, lb_ingress, wait_lb_ingress
 from metallb_lab.lan import Lan, UsersView
 from metallb_lab.netns import Forwarder, in_ns, ip, sysctl
 
@@ -334,6 +334,17 @@ class NetLab(UsersView[LabNode]):
     def apply(self, manifest: str) -> None:
         apply_manifest(self.cp, manifest, self.namespace)
 
+    def l2_pool(self, name: str, *addresses: str, interfaces: tuple[str, ...] = ("eth0",)
+                ) -> None:
+        """An IPAddressPool and an L2Advertisement announcing it on `interfaces`."""
+        self.cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                 "metadata": {"name": name}, "spec": {"addresses": list(addresses)}},
+                {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                 "metadata": {"name": name},
+                 "spec": {"ipAddressPools": [name], "interfaces": list(interfaces)}}]}))
+
     def endpoints(self, namespace: str, service: str, nodes: list[LabNode]) -> None:
         """EndpointSlice for a Service with one ready endpoint per given node (there is
         no kubelet or endpoint controller in the lab)."""
@@ -360,21 +371,13 @@ class NetLab(UsersView[LabNode]):
         self.api.create(f"/api/v1/namespaces/{self.apps}/services", body)
 
     def ingress(self, name: str) -> list[str]:
-        obj = self.api.get(f"/api/v1/namespaces/{self.apps}/services/{name}")
-        return [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get(
-            "ingress") or []]
+        return lb_ingress(self.api, self.apps, name)
 
     def service(self, name: str, timeout: float = 20.0, endpoints: list[LabNode] | None = None,
                 **spec: Any) -> list[str]:
         """Create it and wait for its addresses to be assigned and on the nodes."""
         self.create_service(name, endpoints, **spec)
-        want = 2 if spec.get("ipFamilyPolicy") == "RequireDualStack" else 1
-
-        def assigned() -> list[str] | None:
-            got = self.ingress(name)
-            return got if len(got) >= want else None
-
-        ips = wait_for(assigned, timeout=timeout, what=f"{name} external IP")
+        ips = wait_lb_ingress(self.api, self.apps, name, spec, timeout)
         for vip in ips:
             self.wait_vip_on_nodes(vip)
         return ips

@@ -30,17 +30,7 @@ def lab(control_plane: ControlPlane) -> Iterator[NetLab]:
     with NetLab(control_plane, nodes=3, namespace=f"mlb-{lab_id}",
                 lb_class=f"metallb.io/lab-{lab_id}", second_lan=True,
                 speaker_args=("--hold-down=1",)) as lab:
-        lab.apply("""
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lab}
-spec: {addresses: ["198.18.0.100-198.18.0.199", "fd00:18::100-fd00:18::1ff"]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lab}
-spec: {ipAddressPools: [lab], interfaces: [eth0]}
-""")
+        lab.l2_pool("lab", "198.18.0.100-198.18.0.199", "fd00:18::100-fd00:18::1ff")
         lab.apps = f"{APPS}-{lab_id}"
         lab.api.create("/api/v1/namespaces", {"metadata": {"name": lab.apps}})
         op = OperatorProcess(control_plane, lab.namespace, lb_class=lab.lb_class)

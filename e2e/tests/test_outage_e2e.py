@@ -7,6 +7,7 @@ and new Services get addresses and answers within seconds."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,24 @@ class Outage:
     def events(self, name: str) -> int:
         return len(self.operator.log_events(name))
 
+    def recovered(self, since: float, name: str, probe: subprocess.Popen[str], kept: str,
+                  vip: str, what: str) -> None:
+        """The API is reachable again since `since`: Service `name` gets its address
+        and answers; the client probing `kept` (at `vip`) throughout saw no failure;
+        `kept` kept its address; nothing exited."""
+        lab = self.lab
+        (new,) = wait_for(lambda: lab.ingress(name) or None, timeout=BACK_WITHIN,
+                          what=f"address of {name}")
+        assigned = time.monotonic() - since
+        lab.wait_vip_on_nodes(new)
+        answered = assigned + _answers(lab, new, BACK_WITHIN)
+        seen = Outcome.parse(probe.communicate(timeout=60)[0])
+        print(f"{what}: {name} assigned after {assigned:.1f} s, answering after "
+              f"{answered:.1f} s; {kept}: {seen.requests} requests, {seen.failed} failed")
+        self.alive()
+        assert seen.failed == 0, seen
+        assert lab.ingress(kept) == [vip]
+
 
 @pytest.fixture(scope="module")
 def outage() -> Iterator[Outage]:
@@ -51,17 +70,7 @@ def outage() -> Iterator[Outage]:
         lab_id = uuid.uuid4().hex[:5]
         with NetLab(cp, nodes=3, namespace=f"mlb-{lab_id}", lb_class=f"metallb.io/o-{lab_id}",
                     speaker_args=("--hold-down=1",)) as lab:
-            lab.apply("""
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lab}
-spec: {addresses: ["198.18.0.100-198.18.0.199"]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lab}
-spec: {ipAddressPools: [lab], interfaces: [eth0]}
-""")
+            lab.l2_pool("lab", "198.18.0.100-198.18.0.199")
             lab.apps = f"apps-{lab_id}"
             lab.api.create("/api/v1/namespaces", {"metadata": {"name": lab.apps}})
             host, port = cp.server.removeprefix("https://").rsplit(":", 1)
@@ -100,15 +109,8 @@ def test_api_server_restarted_after_an_outage(outage: Outage) -> None:
     assert op.metric("metallb_controller_leading") == 0.0, "still writing without a Lease"
     cp.start_apiserver()
     back = time.monotonic()
-    (new,) = lab.service("after", timeout=BACK_WITHIN)
-    assigned = time.monotonic() - back
-    answered = assigned + _answers(lab, new, BACK_WITHIN)
-    seen = Outcome.parse(probe.communicate(timeout=60)[0])
-    print(f"API back: new Service assigned after {assigned:.1f} s, answering after "
-          f"{answered:.1f} s; during the outage {seen.requests} requests, {seen.failed} failed")
-    outage.alive()
-    assert seen.failed == 0, seen
-    assert lab.ingress("steady") == [vip]
+    lab.create_service("after")
+    outage.recovered(back, "after", probe, "steady", vip, "API server back")
     assert outage.events("leaderPaused") > paused_before
     assert outage.events("leaderResumed") >= outage.events("leaderPaused")
     assert op.metric("metallb_controller_leading") == 1.0
@@ -132,17 +134,6 @@ def test_components_cut_off_while_services_are_created(outage: Outage) -> None:
     finally:
         for link in links:
             link.restore()
-    back = time.monotonic()
-    (new,) = wait_for(lambda: lab.ingress("during") or None, timeout=BACK_WITHIN,
-                      what="address of the Service created during the outage")
-    assigned = time.monotonic() - back
-    lab.wait_vip_on_nodes(new)
-    answered = assigned + _answers(lab, new, BACK_WITHIN)
-    seen = Outcome.parse(probe.communicate(timeout=60)[0])
-    print(f"reconnected: Service created during the outage assigned after {assigned:.1f} s, "
-          f"answering after {answered:.1f} s; {seen.requests} requests, {seen.failed} failed")
-    outage.alive()
-    assert seen.failed == 0, seen
-    assert lab.ingress("kept") == [vip]
+    outage.recovered(time.monotonic(), "during", probe, "kept", vip, "reconnected")
     wait_for(lambda: op.metric("metallb_controller_leading") == 1.0, timeout=10,
              what="operator writing again")
