@@ -275,6 +275,7 @@ def test_helm_upgrade_rolls_the_speakers_without_failed_requests(healthy: Cluste
     # packet lost to a busy 2-core machine is not a failed request (a reset or a
     # refusal is). bench/failover_nodes reports the gaps with a 50 ms timeout.
     probe = c.prober(vip, duration=300.0, timeout=1.5)
+    probe_started = time.time()
     try:
         time.sleep(1.0)
         c.install(values=(*FAST_PROBES, f"speaker.podAnnotations.lab/rollout={uuid.uuid4()}"))
@@ -288,7 +289,10 @@ def test_helm_upgrade_rolls_the_speakers_without_failed_requests(healthy: Cluste
     seen = Outcome.parse(probe.communicate(timeout=30)[0])
     assert not before & {p["metadata"]["uid"] for p in pods}  # every speaker replaced
     assert seen.requests > 100, seen
-    assert seen.failed == 0, seen
+    # (wall-clock times of failures and of the client's ARP changes, to line up with
+    # the speakers' logs that diagnose() prints)
+    assert seen.failed == 0, (seen, [probe_started + t for t, _ in seen.failures],
+                              watch.changes)
     # Speakers restarting on nodes that keep forwarding move no client: the takeovers
     # were quiet, the client's ARP entry never changed (a move resets connections).
     assert {m for _, m in watch.changes} <= {mac}, watch.changes
