@@ -139,7 +139,8 @@ def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else f".{part}"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
+        # Selector errors start with the item's index: spec.nodeSelectors[0].matchLabels...
+        lines.append(f"{loc}{msg}" if msg.startswith("[") else f"{loc}: {msg}")
     return "; ".join(lines)
 
 

@@ -1,16 +1,65 @@
-"""Kubernetes label selectors (matchLabels + matchExpressions), parsed and matched purely."""
+"""Kubernetes label selectors (matchLabels + matchExpressions), parsed and matched purely.
+
+Keys and values are checked with Kubernetes' own syntax rules (apimachinery's
+IsQualifiedName / IsLabelValue): a selector the API server would refuse on a Pod or a
+Deployment is refused here too, with the field named, instead of silently matching
+nothing. The CRDs carry the same rules (CEL), so this only matters for objects written
+before them, or for manifests checked offline (`metallbctl validate`).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
+NAME_MAX = 63  # the name part of a key, and a value
+PREFIX_MAX = 253  # the DNS subdomain prefix of a key
+_NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAME_RULE = ("alphanumeric characters, '-', '_' or '.', starting and ending with an "
+              "alphanumeric character")
+
 
 class SelectorError(ValueError):
     pass
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why `key` is not a valid label key (a qualified name), or None."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return "must be a name with an optional DNS subdomain prefix and one '/'"
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            return "prefix part must not be empty"
+        if len(prefix) > PREFIX_MAX:
+            return f"prefix part must be at most {PREFIX_MAX} characters"
+        if not _SUBDOMAIN_RE.fullmatch(prefix):
+            return ("prefix part must be a DNS subdomain: lowercase alphanumeric "
+                    "characters, '-' or '.', starting and ending with an alphanumeric "
+                    "character")
+    if not name:
+        return "name part must not be empty"
+    if len(name) > NAME_MAX:
+        return f"name part must be at most {NAME_MAX} characters"
+    if not _NAME_RE.fullmatch(name):
+        return f"name part must consist of {_NAME_RULE}"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a valid label value, or None (the empty string is valid)."""
+    if len(value) > NAME_MAX:
+        return f"must be at most {NAME_MAX} characters"
+    if value and not _NAME_RE.fullmatch(value):
+        return f"must be empty or consist of {_NAME_RULE}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +100,11 @@ class LabelSelector:
         for key, value in sorted(match_labels.items()):
             if not isinstance(value, str):
                 raise SelectorError(f"{where}.matchLabels[{key}]: value must be a string")
+            if (why := label_key_problem(str(key))) is not None:
+                raise SelectorError(f"{where}.matchLabels: invalid label key {key!r}: {why}")
+            if (why := label_value_problem(value)) is not None:
+                raise SelectorError(
+                    f"{where}.matchLabels[{key}]: invalid label value {value!r}: {why}")
             reqs.append(Requirement(str(key), "In", frozenset([value])))
         for i, expr in enumerate(raw.get("matchExpressions") or []):
             at = f"{where}.matchExpressions[{i}]"
@@ -61,12 +115,22 @@ class LabelSelector:
             values = expr.get("values") or []
             if not key or not isinstance(key, str):
                 raise SelectorError(f"{at}.key: required")
+            if (why := label_key_problem(key)) is not None:
+                raise SelectorError(f"{at}.key: invalid label key {key!r}: {why}")
             if op not in OPERATORS:
                 raise SelectorError(f"{at}.operator: {op!r} is not one of {', '.join(OPERATORS)}")
             if op in ("In", "NotIn") and not values:
                 raise SelectorError(f"{at}.values: operator {op} needs at least one value")
             if op in ("Exists", "DoesNotExist") and values:
                 raise SelectorError(f"{at}.values: operator {op} must not have values")
+            if not isinstance(values, list):
+                raise SelectorError(f"{at}.values: must be a list of strings")
+            for j, value in enumerate(values):
+                if not isinstance(value, str):
+                    raise SelectorError(f"{at}.values[{j}]: must be a string")
+                if (why := label_value_problem(value)) is not None:
+                    raise SelectorError(
+                        f"{at}.values[{j}]: invalid label value {value!r}: {why}")
             reqs.append(Requirement(key, str(op), frozenset(str(v) for v in values)))
         return cls(tuple(reqs))
 

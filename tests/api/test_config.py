@@ -227,6 +227,41 @@ def test_l2advertisement(adv: dict[str, Any], pools: set[str] | None,
         assert cfg.advertised_pools() == frozenset(pools)
 
 
+@pytest.mark.parametrize(("selector", "field"), [
+    ({"matchLabels": {"kubernetes.io/host name": "n1"}}, "matchLabels: invalid label key"),
+    ({"matchLabels": {"kubernetes.io/hostname": "n1 "}},
+     "matchLabels[kubernetes.io/hostname]: invalid label value"),
+    ({"matchExpressions": [{"key": "Zone.Example/x", "operator": "Exists"}]},
+     "matchExpressions[0].key: invalid label key"),
+    ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b/c"]}]},
+     "matchExpressions[0].values[1]: invalid label value"),
+])
+@pytest.mark.parametrize("where", ["nodeSelectors", "ipAddressPoolSelectors"])
+def test_l2advertisement_with_a_selector_that_can_never_match_is_not_accepted(
+        selector: dict[str, Any], field: str, where: str) -> None:
+    """A label no object can carry: the advertisement is refused (not Ready, announces
+    nothing) with the field named, instead of silently selecting no node or pool."""
+    good = {"matchLabels": {"kubernetes.io/hostname": "n1"}}
+    adv = l2adv("l", **{"node_selectors" if where == "nodeSelectors" else "pool_selectors":
+                        [good, selector]})
+    cfg = build_config(POOLS, [adv])
+    assert "l" not in cfg.l2advertisements
+    [problem] = cfg.problems_for("L2Advertisement", "l")
+    assert problem.reason is P.INVALID_SPEC
+    assert problem.message.startswith(f"spec.{where}[1].{field}"), problem.message
+
+
+@pytest.mark.parametrize("where", ["namespace_selectors", "service_selectors"])
+def test_pool_with_an_invalid_service_allocation_selector_is_not_ready_but_holds(
+        where: str) -> None:
+    cfg = build_config([pool("p", "10.0.0.0/24", **{where: [{"matchLabels": {"team": "-a"}}]})])
+    assert "p" not in cfg.pools and cfg.held_ranges["p"] == (parse_entry("10.0.0.0/24"),)
+    [problem] = cfg.problems_for("IPAddressPool", "p")
+    field = "namespaceSelectors" if where == "namespace_selectors" else "serviceSelectors"
+    assert problem.message.startswith(
+        f"spec.serviceAllocation.{field}[0].matchLabels[team]: invalid label value '-a'")
+
+
 def test_pool_not_found_names_the_missing_pools() -> None:
     cfg = build_config(POOLS, [l2adv("l", ["a", "nope", "gone"])])
     [problem] = cfg.problems_for("L2Advertisement", "l")

@@ -78,7 +78,7 @@ def test_models_are_frozen() -> None:
          "spec.serviceAllocation.namespaces: Input should be a valid list"),
         ({"addresses": ["10.0.0.0/24"], "serviceAllocation": {"namespaceSelectors": [
             {"matchExpressions": [{"key": "a", "operator": "In"}]}]}},
-         "spec.serviceAllocation.namespaceSelectors: [0].matchExpressions[0].values: "
+         "spec.serviceAllocation.namespaceSelectors[0].matchExpressions[0].values: "
          "operator In needs at least one value"),
         ({"addresses": ["10.0.0.0/24"], "serviceAllocation": {"serviceSelectors": [
             {"matchExpressions": [{"key": "a", "operator": "Near"}]}]}},
@@ -150,7 +150,7 @@ def test_l2adv_spec_defaults_and_fields() -> None:
         ({"ipAddressPools": "a"}, "spec.ipAddressPools: Input should be a valid list"),
         ({"nodeSelectors": [{"matchExpressions": [{"key": "k", "operator": "Exists",
                                                    "values": ["v"]}]}]},
-         "spec.nodeSelectors: [0].matchExpressions[0].values: operator Exists must not"),
+         "spec.nodeSelectors[0].matchExpressions[0].values: operator Exists must not"),
         ({"ipAddressPoolSelectors": [{"matchLabels": {"a": 1}}]},
          "spec.ipAddressPoolSelectors[0].matchLabels.a: Input should be a valid string"),
     ],

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metallb_api.selectors import LabelSelector, Requirement, SelectorError, any_matches
+from metallb_api.selectors import (
+    LabelSelector,
+    Requirement,
+    SelectorError,
+    any_matches,
+    label_key_problem,
+    label_value_problem,
+)
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
 pytestmark = pytest.mark.unit
 
@@ -114,3 +126,104 @@ def test_in_and_not_in_are_complements(key: str, values: list[str],
     exists = LabelSelector.parse({"matchExpressions": [expr(key, "Exists")]})
     absent = LabelSelector.parse({"matchExpressions": [expr(key, "DoesNotExist")]})
     assert exists.matches(labels) != absent.matches(labels)
+
+
+# -- Kubernetes' label syntax (apimachinery IsQualifiedName / IsLabelValue) ---------------
+
+GOOD_KEYS = ["a", "A", "9", "app", "app.kubernetes.io/name", "topology.kubernetes.io/zone",
+             "x" * 63, "a-b_c.d", "Z.z", "example.com/" + "n" * 63,
+             ".".join(["p" * 63] * 3) + ".abc/k"]  # a 195-character prefix
+BAD_KEYS = [
+    ("bad key", "name part must consist of"),
+    ("-app", "name part must consist of"),
+    ("app-", "name part must consist of"),
+    ("app_", "name part must consist of"),
+    ("x" * 64, "name part must be at most 63 characters"),
+    ("/app", "prefix part must not be empty"),
+    ("example.com/", "name part must not be empty"),
+    ("a/b/c", "one '/'"),
+    ("Example.com/app", "prefix part must be a DNS subdomain"),
+    ("ex_ample.com/app", "prefix part must be a DNS subdomain"),
+    ("example..com/app", "prefix part must be a DNS subdomain"),
+    ("x." + "p" * 253 + "/app", "prefix part must be at most 253 characters"),
+    ("ünïcode", "name part must consist of"),
+    ("app\n", "name part must consist of"),
+]
+GOOD_VALUES = ["", "a", "A9", "v1.2_3-x", "x" * 63]
+BAD_VALUES = [
+    ("-a", "must be empty or consist of"),
+    ("a-", "must be empty or consist of"),
+    ("a b", "must be empty or consist of"),
+    ("a/b", "must be empty or consist of"),
+    ("x" * 64, "must be at most 63 characters"),
+    ("ok\n", "must be empty or consist of"),
+]
+
+
+@pytest.mark.parametrize("key", GOOD_KEYS)
+def test_valid_label_keys(key: str) -> None:
+    assert label_key_problem(key) is None
+    LabelSelector.parse({"matchLabels": {key: "v"},
+                         "matchExpressions": [expr(key, "Exists")]})
+
+
+@pytest.mark.parametrize(("key", "why"), BAD_KEYS)
+def test_invalid_label_keys_are_refused_in_both_places(key: str, why: str) -> None:
+    problem = label_key_problem(key)
+    assert problem is not None and why in problem
+    with pytest.raises(SelectorError, match=rf"^sel\.matchLabels: invalid label key .*{why}"):
+        LabelSelector.parse({"matchLabels": {key: "v"}}, "sel")
+    with pytest.raises(SelectorError,
+                       match=rf"^sel\.matchExpressions\[0\]\.key: invalid label key .*{why}"):
+        LabelSelector.parse({"matchExpressions": [expr(key, "Exists")]}, "sel")
+
+
+@pytest.mark.parametrize("value", GOOD_VALUES)
+def test_valid_label_values(value: str) -> None:
+    assert label_value_problem(value) is None
+    LabelSelector.parse({"matchLabels": {"k": value},
+                         "matchExpressions": [expr("k", "In", value)]})
+
+
+@pytest.mark.parametrize(("value", "why"), BAD_VALUES)
+def test_invalid_label_values_are_refused_in_both_places(value: str, why: str) -> None:
+    problem = label_value_problem(value)
+    assert problem is not None and why in problem
+    with pytest.raises(SelectorError, match=r"^sel\.matchLabels\[k\]: invalid label value"):
+        LabelSelector.parse({"matchLabels": {"k": value}}, "sel")
+    with pytest.raises(SelectorError,
+                       match=r"^sel\.matchExpressions\[0\]\.values\[1\]: invalid label value"):
+        LabelSelector.parse({"matchExpressions": [expr("k", "NotIn", "ok", value)]}, "sel")
+
+
+def _crd_selector_schema(crd: str) -> dict[str, Any]:
+    doc = yaml.safe_load((CRD_DIR / crd).read_text())
+    spec = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    if "serviceAllocation" in spec["properties"]:
+        sel = spec["properties"]["serviceAllocation"]["properties"]["serviceSelectors"]
+    else:
+        sel = spec["properties"]["nodeSelectors"]
+    return dict(sel["items"]["properties"])
+
+
+@pytest.mark.parametrize("crd", ["metallb.io_ipaddresspools.yaml",
+                                 "metallb.io_l2advertisements.yaml"])
+def test_crd_patterns_agree_with_the_pure_rules(crd: str) -> None:
+    """The CRDs' patterns (admission) and this module (offline, old objects) accept the
+    same keys and values; the CRD's prefix-length rule is CEL, checked here by hand."""
+    props = _crd_selector_schema(crd)
+    expression = props["matchExpressions"]["items"]["properties"]
+    key_re = re.compile(expression["key"]["pattern"])
+    value_re = re.compile(expression["values"]["items"]["pattern"])
+    assert props["matchLabels"]["additionalProperties"]["pattern"] == value_re.pattern
+    cel_key = key_re.pattern.replace("\\", "\\\\")  # a CEL string literal escapes '\\'
+    assert cel_key in props["matchLabels"]["x-kubernetes-validations"][0]["rule"]
+
+    def crd_accepts_key(key: str) -> bool:
+        return (len(key) <= expression["key"]["maxLength"] and bool(key_re.fullmatch(key))
+                and ("/" not in key or key.index("/") <= 253))
+
+    for key in GOOD_KEYS + [k for k, _ in BAD_KEYS]:
+        assert crd_accepts_key(key) == (label_key_problem(key) is None), key
+    for value in GOOD_VALUES + [v for v, _ in BAD_VALUES]:
+        assert bool(value_re.fullmatch(value)) == (label_value_problem(value) is None), value

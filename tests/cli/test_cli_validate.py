@@ -135,6 +135,21 @@ INVALID = [
         ["IPAddressPool/Bad_Name: InvalidName: f.yaml (document 1): metadata.name "
          "'Bad_Name' is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"],
         id="invalid-object-name"),
+    pytest.param(
+        ["apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n"
+         "spec: {nodeSelectors: [{matchLabels: {'kubernetes.io/host name': n1}}]}\n"],
+        ["L2Advertisement/l2: InvalidSpec: spec.nodeSelectors[0].matchLabels: invalid label "
+         "key 'kubernetes.io/host name': name part must consist of alphanumeric characters, "
+         "'-', '_' or '.', starting and ending with an alphanumeric character"],
+        id="node-selector-key-with-a-space"),
+    pytest.param(
+        [pool("a", "10.0.0.0/24") + "  serviceAllocation: {serviceSelectors: [{matchExpressions: "
+         "[{key: tier, operator: In, values: [web, 'front end']}]}]}\n"],
+        ["IPAddressPool/a: InvalidSpec: spec.serviceAllocation.serviceSelectors[0]"
+         ".matchExpressions[0].values[1]: invalid label value 'front end': must be empty or "
+         "consist of alphanumeric characters, '-', '_' or '.', starting and ending with an "
+         "alphanumeric character"],
+        id="service-selector-value-with-a-space"),
 ]
 
 

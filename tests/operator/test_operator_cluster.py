@@ -373,3 +373,59 @@ def test_crashed_operator_restarted_in_same_pod_keeps_its_lease(env: OperatorEnv
     assert env.wait_ingress("after-restart") == ["198.18.29.1"]
     assert env.ingress("kept") == ["198.18.29.0"]
     second.stop()
+
+
+SEL_FIELDS = [
+    ("IPAddressPool", "serviceAllocation.namespaceSelectors"),
+    ("IPAddressPool", "serviceAllocation.serviceSelectors"),
+    ("L2Advertisement", "nodeSelectors"),
+    ("L2Advertisement", "ipAddressPoolSelectors"),
+]
+BAD_SELECTORS = [
+    ({"matchLabels": {"bad key": "x"}}, 'label key "bad key" is not a valid label key'),
+    ({"matchLabels": {"Example.com/zone": "x"}}, 'label key "Example.com/zone"'),
+    ({"matchLabels": {"/zone": "x"}}, 'label key "/zone"'),
+    ({"matchLabels": {"a/b/c": "x"}}, 'label key "a/b/c"'),
+    ({"matchLabels": {"z" * 64: "x"}}, "is not a valid label key"),
+    # Values and expression keys: the schema's pattern (no CEL cost), the value named.
+    ({"matchLabels": {"zone": "-a"}}, 'matchLabels.zone: Invalid value: "-a"'),
+    ({"matchLabels": {"zone": "a b"}}, 'matchLabels.zone: Invalid value: "a b"'),
+    ({"matchExpressions": [{"key": "zone_", "operator": "Exists"}]},
+     'matchExpressions[0].key: Invalid value: "zone_"'),
+    ({"matchExpressions": [{"key": "x." + "p" * 253 + "/zone", "operator": "Exists"}]},
+     "prefix of a label key must be at most 253 characters"),
+    ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["ok", "no!"]}]},
+     'matchExpressions[0].values[1]: Invalid value: "no!"'),
+    ({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["v" * 64]}]},
+     "Too long"),
+]
+
+
+def _with_selector(kind: str, field: str, selector: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"addresses": ["198.18.0.0/24"]} if kind == "IPAddressPool" else {}
+    outer, _, inner = field.rpartition(".")
+    target = spec.setdefault(outer, {}) if outer else spec
+    target[inner] = [selector]
+    return {"apiVersion": "metallb.io/v1beta1", "kind": kind, "metadata": {"name": "bad"},
+            "spec": spec}
+
+
+@pytest.mark.parametrize(("kind", "field"), SEL_FIELDS)
+@pytest.mark.parametrize(("selector", "expected"), BAD_SELECTORS)
+def test_bad_selector_labels_rejected_by_the_apiserver(
+        env: OperatorEnv, kind: str, field: str, selector: dict[str, Any],
+        expected: str) -> None:
+    """Kubernetes' label syntax at admission (CEL in the CRDs), the field named."""
+    err = env.try_apply(json.dumps(_with_selector(kind, field, selector)))
+    assert expected in err, err
+    assert "spec." + field in err, err
+
+
+@pytest.mark.parametrize(("kind", "field"), SEL_FIELDS)
+def test_valid_selector_labels_accepted_by_the_apiserver(env: OperatorEnv, kind: str,
+                                                         field: str) -> None:
+    selector = {"matchLabels": {"example.com/Zone.a_b-1": "", "k": "V.a_b-1" + "x" * 56},
+                "matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In",
+                                      "values": ["a", ""]},
+                                     {"key": "x" * 63, "operator": "Exists"}]}
+    assert env.try_apply(json.dumps(_with_selector(kind, field, selector))) == ""
