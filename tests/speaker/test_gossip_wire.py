@@ -38,6 +38,9 @@ REC = Record("n2", "e2", 3, Status.DEAD, False)
 REC_HEX = "02 6e32 02 6532 0000000000000003 02 00"
 REC_READY = Record("nöde", "10.0.0.9:7946", 2**64 - 1, Status.ALIVE, True)
 REC_READY_HEX = "05 6ec3b66465 0d 31302e302e302e393a37393436 ffffffffffffffff 01 01"
+# a suspicion carries its accuser's name after the ready byte
+REC_SUSPECT = Record("n2", "e2", 3, Status.SUSPECT, True, "n7")
+REC_SUSPECT_HEX = "02 6e32 02 6532 0000000000000003 04 01 02 6e37"
 
 
 def hx(type_byte: int, body_hex: str) -> bytes:
@@ -58,6 +61,7 @@ PACK_CASES: list[tuple[str, Body, bytes]] = [
     ("updates-empty", Updates(()), hx(6, "0000")),
     ("updates-one", Updates((REC,)), hx(6, "0001" + REC_HEX)),
     ("updates-two", Updates((REC, REC_READY)), hx(6, "0002" + REC_HEX + REC_READY_HEX)),
+    ("updates-suspect", Updates((REC_SUSPECT, REC)), hx(6, "0002" + REC_SUSPECT_HEX + REC_HEX)),
     ("sync-digest-only", Sync(1, False), hx(7, "0000000000000001 00 0000")),
     ("sync-full", Sync(0x1122334455667788, True, (REC,)),
      hx(7, "1122334455667788 01 0001" + REC_HEX)),
@@ -84,7 +88,10 @@ names = st.text(_chars, min_size=1, max_size=24).filter(
 maybe_empty = st.one_of(st.just(""), names)
 u64 = st.integers(0, 2**64 - 1)
 u32 = st.integers(0, 2**32 - 1)
-records = st.builds(Record, names, maybe_empty, u64, st.sampled_from(Status), st.booleans())
+records = st.one_of(
+    st.builds(Record, names, maybe_empty, u64,
+              st.sampled_from([s for s in Status if s is not Status.SUSPECT]), st.booleans()),
+    st.builds(Record, names, maybe_empty, u64, st.just(Status.SUSPECT), st.booleans(), names))
 record_tuples = st.lists(records, max_size=6).map(tuple)
 headers = st.builds(Header, names, u64, u64, u64)
 bodies: st.SearchStrategy[Body] = st.one_of(
@@ -196,7 +203,13 @@ REJECTS: list[tuple[str, bytes, GossipDrop]] = [
     ("heartbeat-ready-2", _raw(1, b"n1", struct.pack("!QBQ", 1, 2, 0)), GossipDrop.BAD_FIELD),
     ("heartbeat-short", _raw(1, b"n1", struct.pack("!QB", 1, 1)), GossipDrop.TOO_SHORT),
     ("record-status-0", _raw(6, b"n1", b"\x00\x01" + _rec(status=0)), GossipDrop.BAD_FIELD),
-    ("record-status-4", _raw(6, b"n1", b"\x00\x01" + _rec(status=4)), GossipDrop.BAD_FIELD),
+    ("record-status-5", _raw(6, b"n1", b"\x00\x01" + _rec(status=5)), GossipDrop.BAD_FIELD),
+    ("suspect-without-accuser", _raw(6, b"n1", b"\x00\x01" + _rec(status=4)),
+     GossipDrop.TOO_SHORT),
+    ("suspect-empty-accuser", _raw(6, b"n1", b"\x00\x01" + _rec(status=4) + b"\x00"),
+     GossipDrop.BAD_FIELD),
+    ("suspect-accuser-bad-utf8", _raw(6, b"n1", b"\x00\x01" + _rec(status=4) + b"\x01\xff"),
+     GossipDrop.BAD_NAME),
     ("record-status-255", _raw(6, b"n1", b"\x00\x01" + _rec(status=255)),
      GossipDrop.BAD_FIELD),
     ("record-ready-2", _raw(6, b"n1", b"\x00\x01" + _rec(ready=2)), GossipDrop.BAD_FIELD),
@@ -231,6 +244,7 @@ def test_reject_fixtures_are_one_change_away_from_valid() -> None:
     assert unpack(_raw(6, b"n1", b"\x00\x01" + REC_OK)) == Message(
         Header("n1", 1, 2, 3), Updates((Record("n2", "e2", 1, Status.ALIVE, False),)))
     assert isinstance(unpack(_raw(6, b"n1", b"\x00\x01" + _rec(status=3, ready=1))), Message)
+    assert isinstance(unpack(_raw(6, b"n1", b"\x00\x01" + _rec(status=4) + b"\x01a")), Message)
     assert isinstance(unpack(_raw(7, b"n1", struct.pack("!QBH", 1, 1, 0))), Message)
 
 
@@ -248,6 +262,15 @@ def test_name_at_max_length_round_trips_and_one_more_is_refused() -> None:
         pack(Message(Header(longest + "x", 1, 1, 1), Ping(1, "t")))
     with pytest.raises(ValueError, match="name too long"):
         pack(Message(HDR, Ping(1, "é" * 127)))  # 254 bytes of UTF-8
+
+
+@pytest.mark.parametrize("record", [
+    Record("n2", "e2", 1, Status.SUSPECT, False),  # a suspicion names its accuser
+    Record("n2", "e2", 1, Status.DEAD, False, "n3"),  # and nothing else carries one
+])
+def test_pack_refuses_an_accuser_out_of_place(record: Record) -> None:
+    with pytest.raises(ValueError, match="accuser"):
+        pack(Message(HDR, Updates((record,))))
 
 
 def test_pack_refuses_too_many_records() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import defaultdict
+from typing import NamedTuple
 
 import pytest
 
@@ -252,10 +254,15 @@ def test_helpers_exclude_nodes_we_suspect_ourselves() -> None:
     pytest.fail("the silent subjects were never probed")
 
 
+class Verdict(NamedTuple):
+    suspected: float | None  # when `me` accused the victim
+    declared: float | None  # when it declared it dead
+
+
 def _run_probe(p: Probed, nack: bool, until: int = 60, lag_at: dict[int, float] | None = None,
-               nack_all: bool = False) -> float | None:
+               nack_all: bool = False) -> Verdict:
     """Tick until `until`; the helpers NACK the first probe (or every probe)."""
-    declared = None
+    suspected = declared = None
     nacked: set[int] = set()
     for i in range(until):
         p.tick(i, (lag_at or {}).get(i, 0.0))
@@ -265,53 +272,188 @@ def _run_probe(p: Probed, nack: bool, until: int = 60, lag_at: dict[int, float] 
                 helper = next(s.to for t, s in p.ping_reqs if t == t0)
                 p.send(helper, Nack(pid, p.victim), i)
                 nacked.add(pid)
-        if declared is None and status(p.m, p.victim) is Status.DEAD:
+        st = status(p.m, p.victim)
+        if suspected is None and st is Status.SUSPECT:
+            suspected = at(i)
+        if declared is None and st is Status.DEAD:
             declared = at(i)
-    return declared
+    return Verdict(suspected, declared)
 
 
-def test_conviction_after_probe_timeout_with_a_nack() -> None:
+# subjects whose monitors do not include `me` (so `me` neither accuses nor is waited for)
+NOT_MINE = [n for n in NAMES if n != ME and ME not in monitors_of(n, RING, CFG.monitors)]
+
+
+def accusation(victim: str, accuser: str, incarnation: int = 1) -> Record:
+    return Record(victim, ep(victim), incarnation, Status.SUSPECT, True, accuser)
+
+
+def test_accusation_after_probe_timeout_with_a_nack_then_death_after_the_suspicion() -> None:
     m = make()
     p = Probed(m)
-    declared = _run_probe(p, nack=True)
-    assert declared is not None
+    suspected, declared = _run_probe(p, nack=True, until=200)
+    assert suspected is not None and declared is not None
     first = p.pings[0][0]
-    assert first + CFG.probe_timeout <= declared <= first + CFG.probe_timeout + 0.011
+    assert first + CFG.probe_timeout <= suspected <= first + CFG.probe_timeout + 0.011
+    assert m.stats.suspected == 1
+    # nobody confirmed: the subject's other monitors may be fine with it, so the
+    # longest suspicion runs (we may be the one with the problem)
+    assert declared == pytest.approx(suspected + CFG.suspicion_max, abs=0.011)
     assert m.stats.declared_dead == 1
     changes = [c for c in m.drain_changes() if c.name == p.victim]
-    assert [(c.status, c.reason) for c in changes] == [(Status.DEAD, "declared")]
-    # the victim itself is told (so it can refute) and the news is disseminated
-    dead = Record(p.victim, ep(p.victim), 1, Status.DEAD, False)
-    told = [(s.to, s.body) for t, s in p.out if t == declared and isinstance(s.body, Updates)]
-    assert (p.victim, Updates((dead,))) in told
-    others = {to for to, b in told if to != p.victim and dead in b.records}
+    assert [(c.status, c.reason) for c in changes] == [(Status.SUSPECT, "suspected"),
+                                                       (Status.DEAD, "declared")]
+    # the suspect itself is told (so it can refute) and the news is disseminated
+    told = [(s.to, s.body) for t, s in p.out if t == suspected and isinstance(s.body, Updates)]
+    assert (p.victim, Updates((accusation(p.victim, ME),))) in told
+    others = {to for to, b in told if to != p.victim and accusation(p.victim, ME) in b.records}
     assert len(others) == CFG.fanout_for(len(NAMES))
+    dead = Record(p.victim, ep(p.victim), 1, Status.DEAD, False)
+    assert any(dead in b.records for t, s in p.out if t == declared  # type: ignore[union-attr]
+               and isinstance(b := s.body, Updates) and s.to == p.victim)
     assert p.victim not in m.view().alive
     assert p.victim not in m.subjects()  # the ring moved on
 
 
-def test_no_conviction_without_a_nack() -> None:
+def test_a_suspect_keeps_its_place_until_declared() -> None:
+    """Suspicion does not move addresses: the suspect stays alive and ready in the
+    view the election reads."""
+    m = make()
+    m.receive(hdr("n2"), Updates((accusation("n5", "n2"),)), 0.5)
+    assert status(m, "n5") is Status.SUSPECT
+    view = m.view()
+    assert "n5" in view.alive and "n5" in view.ready
+
+
+@pytest.mark.parametrize(("accusers", "timeout"), [
+    (1, CFG.suspicion_max),
+    # one of the two other possible confirmations
+    (2, CFG.suspicion_max - (CFG.suspicion_max - CFG.suspicion_min) * math.log(2) / math.log(3)),
+    (3, CFG.suspicion_min),
+])
+def test_confirmations_from_other_monitors_shorten_the_suspicion(accusers: int,
+                                                                 timeout: float) -> None:
+    m = make()
+    victim = NOT_MINE[0]
+    watchers = monitors_of(victim, RING, CFG.monitors)
+    sent: list[Send] = []
+    for i, w in enumerate(watchers[:accusers]):
+        sent += m.receive(hdr(w), Updates((accusation(victim, w),)), 0.5 + i * 0.001)
+    # each new accuser is passed on (other nodes' timers shrink with it too) ...
+    passed = {r.accuser for s in bodies(sent, Updates)
+              for r in s.body.records if r.name == victim}  # type: ignore[union-attr]
+    assert passed == set(watchers[:accusers])
+    # ... but a repeated one is not
+    assert not bodies(m.receive(hdr("n3"), Updates((accusation(victim, watchers[0]),)), 0.51),
+                      Updates)
+    t = 0.5
+    while status(m, victim) is Status.SUSPECT and t < 3.0:
+        t = round(t + 0.01, 2)
+        m.tick(t)
+    assert status(m, victim) is Status.DEAD
+    assert t == pytest.approx(0.5 + timeout, abs=0.011)
+
+
+@pytest.mark.parametrize(("accusers", "watchers", "expected"), [
+    (1, 3, CFG.suspicion_max),
+    (3, 3, CFG.suspicion_min),
+    (5, 3, CFG.suspicion_min),  # more than possible: still the minimum
+    (1, 1, CFG.suspicion_min),  # the only monitor in good standing is the accuser
+    (1, 0, CFG.suspicion_min),
+    (0, 3, CFG.suspicion_max),
+])
+def test_suspicion_timeout(accusers: int, watchers: int, expected: float) -> None:
+    assert CFG.suspicion_timeout(accusers, watchers) == pytest.approx(expected)
+
+
+def test_a_monitor_that_is_suspected_too_is_not_waited_for() -> None:
+    """A rack goes down: the suspect's other monitors are suspected as well, so the one
+    healthy accuser is enough (minimum timeout), not a wait for confirmations that
+    cannot come."""
+    m = make()
+    victim = NOT_MINE[0]
+    w1, w2, w3 = monitors_of(victim, RING, CFG.monitors)
+    others = [n for n in NAMES if n not in (ME, victim, w1, w2, w3)]
+    m.receive(hdr(others[0]), Updates((accusation(w2, others[0]), accusation(w3, others[0]))),
+              0.4)
+    m.receive(hdr(w1), Updates((accusation(victim, w1),)), 0.5)
+    t = 0.5
+    while status(m, victim) is Status.SUSPECT and t < 3.0:
+        t = round(t + 0.01, 2)
+        m.tick(t)
+    assert t == pytest.approx(0.5 + CFG.suspicion_min, abs=0.011)
+
+
+def test_a_refutation_clears_the_suspicion() -> None:
+    m = make()
+    m.receive(hdr("n2"), Updates((accusation("n5", "n2"),)), 0.5)
+    m.drain_changes()
+    m.receive(hdr("n3"), Updates((Record("n5", ep("n5"), 2, Status.ALIVE, True),)), 0.6)
+    assert status(m, "n5") is Status.ALIVE
+    assert [c.reason for c in m.drain_changes()] == ["cleared"]
+    for i in range(60, 300):
+        m.tick(at(i))
+    assert status(m, "n5") is Status.ALIVE
+    assert m.stats.declared_dead == 0
+    # the stale accusation (older incarnation) cannot bring the suspicion back
+    m.receive(hdr("n2"), Updates((accusation("n5", "n4"),)), 3.1)
+    assert status(m, "n5") is Status.ALIVE
+
+
+def test_a_heartbeat_of_the_same_incarnation_does_not_clear_a_suspicion() -> None:
+    """Only the suspect's refutation (a higher incarnation) clears it: a heartbeat sent
+    before it knew may be old news."""
+    m = make()
+    m.receive(hdr("n2"), Updates((accusation("n5", "n2"),)), 0.5)
+    out = m.receive(hdr("n5"), Heartbeat(1, True, m.table.digest()), 0.55)
+    assert status(m, "n5") is Status.SUSPECT
+    # ... but the suspect is shown our table, where it reads the accusation
+    assert any(accusation("n5", "n2") in s.body.records  # type: ignore[union-attr]
+               for s in bodies(out, Sync) if s.to == "n5")
+
+
+def test_no_death_while_our_own_loop_is_late() -> None:
+    """A suspicion runs out while our loop is late: the refutation may be queued unread
+    behind the lag, so the verdict waits for one more probe window."""
+    m = make(names=["n0", "n1", "n2"])
+    m.receive(hdr("n2"), Updates((accusation("n1", "n2"),)), 0.5)
+    due = 0.5 + CFG.suspicion_timeout(1, 2)  # n1's monitors: n0 and n2
+    late_at = round(due - 0.02, 2)
+    t = 0.5
+    while t < due + 1.0 and status(m, "n1") is Status.SUSPECT:
+        t = round(t + 0.01, 2)
+        if round(t * 100) % 5 == 0:  # nobody is silent: n0 accuses no one itself
+            for n in ("n1", "n2"):
+                m.receive(hdr(n), Heartbeat(1, True, m.table.digest()), t)
+        m.tick(t, 0.2 if t == late_at else 0.0)
+    assert status(m, "n1") is Status.DEAD
+    assert t >= late_at + CFG.probe_timeout
+
+
+def test_no_accusation_without_a_nack() -> None:
     """Nobody answered: our own network may be the broken one."""
     m = make()
     p = Probed(m)
-    assert _run_probe(p, nack=False, until=100) is None
+    assert _run_probe(p, nack=False, until=100) == Verdict(None, None)
     assert status(m, p.victim) is Status.ALIVE
     assert m.stats.convictions_suppressed >= 2
     assert len(p.pings) >= 3  # probed again after each suppressed round
-    assert m.stats.declared_dead == 0
+    assert m.stats.suspected == m.stats.declared_dead == 0
 
 
 def test_a_nack_for_another_probe_does_not_count() -> None:
     m = make()
     p = Probed(m)
-    for i in range(35):
+    deadline = None
+    for i in range(100):
         p.tick(i)
-        if i == 32:
-            _, pid = p.pings[0]
+        if deadline is None and p.pings:
+            t0, pid = p.pings[0]
+            deadline = t0 + CFG.probe_timeout
             p.send(m.monitors()[0], Nack(pid + 1, p.victim), i)
             p.send(m.monitors()[0], Nack(pid, "n-other"), i)
-    for i in range(35, 47):
-        p.tick(i)
+        if deadline is not None and at(i) > deadline + 0.02:
+            break
     assert status(m, p.victim) is Status.ALIVE
     assert m.stats.convictions_suppressed == 1
 
@@ -333,45 +475,49 @@ def test_any_sign_of_life_cancels_the_probe(proof: str) -> None:
             else:  # another helper reached it
                 p.send(helper, Ack(pid, p.victim), i)
     assert status(m, p.victim) is Status.ALIVE
-    assert m.stats.declared_dead == 0
+    assert m.stats.suspected == m.stats.declared_dead == 0
 
 
 def test_two_node_cluster_convicts_without_helpers() -> None:
+    """With no other monitor to confirm, the accusation needs no confirmation."""
     m = make(names=["n0", "n1"])
     p = Probed(m, "n1")
-    declared = _run_probe(p, nack=False)
+    suspected, declared = _run_probe(p, nack=False)
     assert not p.ping_reqs
-    assert declared is not None
-    assert declared == pytest.approx(p.pings[0][0] + CFG.probe_timeout, abs=0.011)
+    assert suspected == pytest.approx(p.pings[0][0] + CFG.probe_timeout, abs=0.011)
+    assert declared == pytest.approx(suspected + CFG.suspicion_min, abs=0.011)
 
 
-def test_no_conviction_while_our_own_loop_is_late() -> None:
+def test_no_accusation_while_our_own_loop_is_late() -> None:
     m = make()
     p = Probed(m)
-    # the loop reports 200 ms of lag at t=0.3, inside the probe window: the verdict due
-    # at the probe deadline is held back for one more probe window
-    declared = _run_probe(p, nack=True, nack_all=True, until=200, lag_at={30: 0.2})
+    # the loop reports 200 ms of lag inside the probe window: the accusation due at the
+    # probe deadline is held back for one more probe window
+    late = round(CFG.suspect_after + 0.1, 2)
+    suspected, _ = _run_probe(p, nack=True, nack_all=True, until=200,
+                              lag_at={int(late * 100): 0.2})
     assert m.stats.convictions_suppressed >= 1
-    assert declared is not None
-    guard_until = 0.3 + CFG.probe_timeout  # one more probe window after a late wake
-    assert declared >= guard_until
-    assert declared <= guard_until + CFG.suspect_after + CFG.probe_timeout + 0.02
+    assert suspected is not None
+    guard_until = late + CFG.probe_timeout  # one more probe window after a late wake
+    assert suspected >= guard_until
+    assert suspected <= guard_until + CFG.suspect_after + CFG.probe_timeout + 0.02
 
 
 def test_lag_at_the_guard_is_tolerated() -> None:
     m = make()
     p = Probed(m)
-    declared = _run_probe(p, nack=True, lag_at={20: CFG.lag_guard})
-    assert declared is not None
+    first_round = int((CFG.suspect_after + CFG.probe_timeout) * 100) + 3
+    suspected, _ = _run_probe(p, nack=True, until=first_round, lag_at={20: CFG.lag_guard})
+    assert suspected is not None
     assert m.stats.convictions_suppressed == 0
 
 
 # -- refutation ---------------------------------------------------------------------
 @pytest.mark.parametrize("via", ["updates", "sync"])
-@pytest.mark.parametrize("verdict", [Status.DEAD, Status.LEFT])
+@pytest.mark.parametrize("verdict", [Status.SUSPECT, Status.DEAD, Status.LEFT])
 def test_refutes_when_told_it_is_gone(via: str, verdict: Status) -> None:
     m = make()
-    claim = Record(ME, ep(ME), 1, verdict, False)
+    claim = Record(ME, ep(ME), 1, verdict, False, "n2" if verdict is Status.SUSPECT else "")
     body: Body = Updates((claim,)) if via == "updates" else Sync(0, True, (claim,))
     out = m.receive(hdr("n2"), body, 0.5)
     assert m.incarnation == 2
@@ -380,12 +526,38 @@ def test_refutes_when_told_it_is_gone(via: str, verdict: Status) -> None:
     assert (mine.status, mine.incarnation) == (Status.ALIVE, 2)
     assert ME in m.view().alive
     assert m.stats.refutations == 1
+    # to every member, not a fanout: one that missed it would let its timer run out
     pushed = {s.to for s in bodies(out, Updates) if mine in s.body.records}  # type: ignore[union-attr]
-    assert len(pushed) == CFG.fanout_for(len(NAMES))
-    assert [c.reason for c in m.drain_changes() if c.name == ME] == ["refuted"]
+    assert pushed == set(NAMES) - {ME}
+    # (after a mere suspicion nobody has taken our addresses: no need to re-claim them)
+    assert [c.reason for c in m.drain_changes() if c.name == ME] == [
+        "refutedSuspicion" if verdict is Status.SUSPECT else "refuted"]
     # the stale verdict again: nothing happens
     assert not bodies(m.receive(hdr("n3"), Updates((claim,)), 0.6), Updates)
     assert m.incarnation == 2
+
+
+def test_a_verdict_that_overtook_our_refutation_makes_us_reclaim_our_addresses() -> None:
+    """We refuted a suspicion, but some node's timer ran out before our refutation got
+    there: its verdict (about our old incarnation) arrives after. That node may have
+    taken our addresses, so the change says "refuted" (the speaker re-claims them),
+    once however many copies arrive; our incarnation stays."""
+    m = make()
+    m.receive(hdr("n2"), Updates((Record(ME, ep(ME), 1, Status.SUSPECT, True, "n2"),)), 0.5)
+    assert [c.reason for c in m.drain_changes()] == ["refutedSuspicion"]
+    dead = Record(ME, ep(ME), 1, Status.DEAD, False)
+    for t in (0.6, 0.61):
+        m.receive(hdr("n3"), Updates((dead,)), t)
+    assert [(c.name, c.reason) for c in m.drain_changes()] == [(ME, "refuted")]
+    assert m.incarnation == 2
+    assert m.stats.refutations == 1
+
+
+def test_a_verdict_on_a_previous_process_is_not_ours_to_answer() -> None:
+    m = Membership(ME, ep(ME), CFG, 0.0, random.Random(7), incarnation=5000)
+    m.receive(hdr("n2"), Updates((Record(ME, ep(ME), 4000, Status.DEAD, False),)), 0.5)
+    assert m.drain_changes() == []
+    assert m.incarnation == 5000
 
 
 def test_refutes_a_later_incarnation_of_itself() -> None:

@@ -206,6 +206,33 @@ def test_periodic_250ms_stalls_give_zero_false_declarations(rotate: bool) -> Non
     report(f"periodic stalls rotate={rotate}: stalls/probes/false", (stalls, probes, 0))
 
 
+@pytest.mark.parametrize("stall", [0.33, 0.37])
+def test_a_stall_past_the_probe_is_suspected_refuted_and_never_moves_addresses(
+        stall: float) -> None:
+    """Stalls longer than suspect_after + probe_timeout: the node's monitors accuse it,
+    but it refutes as soon as it runs and reads that, before the suspicion (confirmed
+    by all its monitors: the shortest timeout) runs out. Its place in every view the
+    election reads (alive and ready) never changes, so none of its addresses moves."""
+    sim = Simulator(6, seed=12)
+    sim.run_until(1.0)
+    slow = name(2)
+    lost = 0
+    for _ in range(10):
+        t0 = sim.now
+        sim.stall(slow, stall)
+        while sim.now < t0 + 1.5:
+            sim.run_for(0.005)
+            lost += sum(slow not in sim.nodes[n].m.view().ready for n in sim.live())
+        sim.run_for(1.0 + sim.rng.random())
+    suspicions = [o for o in sim.observations if o.subject == slow and
+                  o.status is Status.SUSPECT]
+    assert suspicions, "the stalls must be long enough to be suspected"
+    assert sim.nodes[slow].m.stats.refutations >= 10
+    assert not sim.declared(slow, Status.DEAD)
+    assert lost == 0
+    assert full_agreement(sim)
+
+
 @pytest.mark.parametrize("per_tick", [0.05, 0.2])
 def test_cpu_starved_node_gives_zero_false_declarations(per_tick: float) -> None:
     sim = Simulator(5, seed=7)

@@ -16,11 +16,14 @@ from metallb_speaker.wire.gossip import Header, Record, Status
 
 pytestmark = pytest.mark.unit
 
-A, D, L = Status.ALIVE, Status.DEAD, Status.LEFT
+A, S, D, L = Status.ALIVE, Status.SUSPECT, Status.DEAD, Status.LEFT
 
 
-def rec(inc: int, status: Status = A, ready: bool = False, name: str = "n") -> Record:
-    return Record(name, f"{name}:7946", inc, status, ready)
+def rec(inc: int, status: Status = A, ready: bool = False, name: str = "n",
+        accuser: str = "") -> Record:
+    if status is S and not accuser:
+        accuser = "m"
+    return Record(name, f"{name}:7946", inc, status, ready, accuser)
 
 
 SUPERSEDES: list[tuple[Record, Record, bool]] = [
@@ -32,7 +35,15 @@ SUPERSEDES: list[tuple[Record, Record, bool]] = [
     (rec(1, L), rec(2, A), False),
     (rec(1, D), rec(2, A), False),
     (rec(1, A, True), rec(2, A, False), False),
-    # same incarnation: LEFT > DEAD > ALIVE
+    # same incarnation: LEFT > DEAD > SUSPECT > ALIVE
+    (rec(1, S), rec(1, A, True), True),
+    (rec(1, A, True), rec(1, S), False),
+    (rec(1, D), rec(1, S, True), True),
+    (rec(1, S, True), rec(1, D), False),
+    (rec(2, A), rec(1, S), True),  # the suspect refutes with a higher incarnation
+    (rec(1, S), rec(2, A), False),  # and an old suspicion cannot come back
+    # another accuser of the same suspicion is not a new state (it only confirms)
+    (rec(1, S, accuser="x"), rec(1, S, accuser="y"), False),
     (rec(1, D), rec(1, A), True),
     (rec(1, D), rec(1, A, True), True),
     (rec(1, L), rec(1, A), True),
@@ -66,12 +77,12 @@ def test_supersedes(new: Record, old: Record, expected: bool) -> None:
 # -- merge is a join ----------------------------------------------------------------
 NAMES = ["a", "b", "c"]
 records = st.builds(
-    Record,
-    st.sampled_from(NAMES),
-    st.sampled_from(["ep1", "ep2"]),
+    rec,
     st.integers(0, 3),
     st.sampled_from(Status),
     st.booleans(),
+    st.sampled_from(NAMES),
+    st.sampled_from(["x", "y"]),
 )
 
 
@@ -83,7 +94,7 @@ def _merged(recs: list[Record]) -> MemberTable:
 
 
 def _key(r: Record) -> tuple[int, int, int]:
-    return (r.incarnation, {A: 0, D: 1, L: 2}[r.status], int(r.ready))
+    return (r.incarnation, {A: 0, S: 1, D: 2, L: 3}[r.status], int(r.ready))
 
 
 @settings(max_examples=300)

@@ -6,11 +6,15 @@ Failure detection (per node, O(k) messages):
   * a monitor that has not heard from a subject for `suspect_after` probes it: a
     direct PING plus PING_REQ to helpers (SWIM), who PING it too and answer ACK or
     NACK;
-  * if nothing proves the subject alive within `probe_timeout`, the monitor declares
-    it DEAD - but only if it is healthy itself (Lifeguard-style guard): its own loop
-    was not late by more than `lag_guard`, and at least one helper answered (a NACK
-    proves *our* network works; without it we may be the isolated one);
-  * a node that hears it was declared DEAD refutes with a higher incarnation.
+  * if nothing proves the subject alive within `probe_timeout`, the monitor accuses
+    it: SUSPECT, naming itself - but only if it is healthy itself (Lifeguard-style
+    guard): its own loop was not late by more than `lag_guard`, and at least one helper
+    answered (a NACK proves *our* network works; without it we may be the isolated one);
+  * a suspect is still alive (it keeps its addresses). Every node that hears of the
+    suspicion starts a timer that shrinks as independent accusers confirm it
+    (Lifeguard's dynamic suspicion timeout) and declares it DEAD when it runs out;
+  * a node that hears it is suspected (or declared DEAD) refutes with a higher
+    incarnation, sent to every member so that no timer runs out on stale news.
 Dissemination: each new fact is pushed once to `fanout` random members (infection
 style, O(log n) rounds); a digest exchange with one random peer per `sync_interval`
 (push-pull on mismatch) repairs anything missed. Dead members are re-contacted every
@@ -30,7 +34,7 @@ from typing import NamedTuple
 
 from metallb_speaker.membership.config import MembershipConfig
 from metallb_speaker.membership.ring import monitors_of, ring_order, subjects_of
-from metallb_speaker.membership.table import MemberTable
+from metallb_speaker.membership.table import LIVE, MemberTable
 from metallb_speaker.wire.gossip import (
     Ack,
     Body,
@@ -85,6 +89,17 @@ class _Probe:
 
 
 @dataclass
+class _Suspicion:
+    incarnation: int
+    started: float
+    accusers: set[str]
+    # How many of the subject's monitors could confirm: only ever lowered (a monitor
+    # that dies or is suspected too will not confirm, and its successor on the ring
+    # starts with a grace period), so a correlated failure is not judged slower.
+    watchers: int = 1 << 30
+
+
+@dataclass
 class _Relay:
     origin: str
     origin_endpoint: str
@@ -98,6 +113,7 @@ class Stats:
     heartbeats_sent: int = 0
     messages_sent: int = 0
     probes_started: int = 0
+    suspected: int = 0
     declared_dead: int = 0
     convictions_suppressed: int = 0
     refutations: int = 0
@@ -127,6 +143,11 @@ class Membership:
         self._heard: dict[str, float] = {}
         self._subject_since: dict[str, float] = {}
         self._probes: dict[str, _Probe] = {}
+        self._suspicions: dict[str, _Suspicion] = {}
+        self._refuted = False  # our refutation goes to every member, not a fanout
+        # The latest incarnation of ours a DEAD/LEFT verdict was about (none of this
+        # process's yet: older ones are about a previous process on this node).
+        self._verdicts_seen = incarnation - 1
         self._relays: dict[int, _Relay] = {}
         self._next_probe_id = self.rng.randrange(1, 2**31)
         self._outbox: list[Record] = []
@@ -138,6 +159,7 @@ class Membership:
         self._next_dead_probe = now + config.dead_probe_interval * self.rng.random()
         self._next_expiry = now + 1.0
         self._ring_version = -1
+        self._ring: list[str] = []
         self._monitors: list[str] = []
         self._subjects: list[str] = []
         self.table.apply(self._self_record(), now)
@@ -179,7 +201,7 @@ class Membership:
             return []
         self._seeds[name] = endpoint
         rec = self.table.get(name)
-        if rec is None or rec.status is not Status.ALIVE:
+        if rec is None or rec.status not in LIVE:
             return [self._sync_full(name, endpoint, now)]
         return []
 
@@ -204,7 +226,8 @@ class Membership:
             del self._probes[sender]
         rec = self.table.get(sender)
         if rec is not None and rec.status is not Status.ALIVE and not isinstance(body, Sync):
-            # It is running but we think it is gone: show it our table so it refutes.
+            # It is running but we suspect it or think it is gone: show it our table so
+            # it refutes.
             out += self._maybe_sync(sender, now)
         if isinstance(body, Heartbeat):
             out += self._on_heartbeat(sender, body, now)
@@ -234,6 +257,8 @@ class Membership:
                 times.append(max(self._heard.get(s, 0.0), self._subject_since.get(s, 0.0))
                              + self.cfg.suspect_after)
         times += [p.deadline for p in self._probes.values()]
+        if self._suspicions:
+            times += self._suspicion_deadlines(now).values()
         times += [r.deadline for r in self._relays.values()]
         if not self._ready:
             if self._ready_at is not None:
@@ -269,6 +294,7 @@ class Membership:
             if self._next_hb < now:
                 self._next_hb = now + self.cfg.heartbeat_interval
         out += self._detect(now)
+        self._expire_suspicions(now)
         out += self._expire_relays(now)
         if now >= self._next_sync:
             self._next_sync = now + self.cfg.sync_interval
@@ -326,36 +352,72 @@ class Membership:
             self._established.add(rec.name)
         self._outbox.append(rec)
         self._record_change(rec, reason)
+        if rec.status is Status.SUSPECT:
+            self._suspicions[rec.name] = _Suspicion(rec.incarnation, now, {rec.accuser})
+        else:
+            self._suspicions.pop(rec.name, None)
         if rec.status is Status.ALIVE:
             self._heard.setdefault(rec.name, now)
-        else:
+        elif rec.status is not Status.SUSPECT:  # a suspect may still answer our probe
             self._probes.pop(rec.name, None)
+        return True
+
+    def _reason(self, rec: Record) -> str:
+        """Why a record changes our view (logged, and what the benchmarks look for)."""
+        before = self.table.get(rec.name)
+        if rec.status is not Status.ALIVE:
+            return {Status.SUSPECT: "suspected", Status.DEAD: "declared"}.get(rec.status,
+                                                                            "left")
+        if before is None or before.status not in LIVE:
+            return "joined"
+        if before.status is Status.SUSPECT:
+            return "cleared"  # it refuted the suspicion
+        return "ready" if rec.ready and not before.ready else "heard"
+
+    def _confirm(self, rec: Record) -> bool:
+        """A SUSPECT record for a suspicion we already hold (same incarnation) is a
+        confirmation: a new accuser shortens our timer and is passed on, since other
+        nodes' timers shrink with it too. True if it was one."""
+        s = self._suspicions.get(rec.name)
+        if s is None or s.incarnation != rec.incarnation:
+            return False
+        if rec.accuser not in s.accusers:
+            s.accusers.add(rec.accuser)
+            self._outbox.append(rec)
         return True
 
     def _merge(self, records: tuple[Record, ...], now: float) -> None:
         for rec in records:
             if rec.name == self.name:
                 self._about_me(rec, now)
-                continue
-            before = self.table.get(rec.name)
-            reason = ("joined" if before is None or before.status is not Status.ALIVE
-                      else "ready" if rec.ready and not before.ready else "heard")
-            if rec.status is not Status.ALIVE:
-                reason = "left" if rec.status is Status.LEFT else "declared"
-            self._apply(rec, now, reason)
+            elif rec.status is not Status.SUSPECT or not self._confirm(rec):
+                self._apply(rec, now, self._reason(rec))
 
     def _about_me(self, rec: Record, now: float) -> None:
+        if rec.status in (Status.DEAD, Status.LEFT) and rec.incarnation > self._verdicts_seen:
+            self._verdicts_seen = rec.incarnation
+            if rec.incarnation < self._incarnation:
+                # A verdict on a suspicion we had already refuted (the timer ran out
+                # somewhere before our refutation got there): that node may have taken
+                # our addresses, so the speaker must claim them again.
+                self._record_change(self._self_record(), "refuted")
+                return
         if rec.incarnation < self._incarnation:
             return
         if rec.status is Status.ALIVE and rec.incarnation == self._incarnation:
             return
-        # Someone thinks we are dead (or knows a later incarnation of us): refute.
+        # Someone suspects us, thinks we are dead, or knows a later incarnation of us:
+        # refute, to everyone (a member that misses it would declare us dead).
         self._incarnation = rec.incarnation + 1
         self.stats.refutations += 1
         mine = self._self_record()
         self.table.apply(mine, now)
         self._outbox.append(mine)
-        self._record_change(mine, "refuted")
+        self._refuted = True
+        # Refuting a suspicion in time means nobody took our addresses: the speaker
+        # only re-claims them after a verdict (or news of a later self).
+        self._record_change(mine, "refuted" if rec.status is not Status.SUSPECT
+                            else "refutedSuspicion")
 
     def _update_readiness(self, now: float) -> None:
         if not self._joined:
@@ -374,7 +436,7 @@ class Membership:
         if self._ready_at is None and self._joined:
             others_ready = any(
                 r.ready for r in self.table.records()
-                if r.name in self._established and r.status is Status.ALIVE)
+                if r.name in self._established and r.status in LIVE)
             if others_ready:  # established members have the addresses: hold down
                 self._ready_at = self._started + self.cfg.hold_down
             elif now - self._started >= self.cfg.join_wait:
@@ -390,7 +452,7 @@ class Membership:
         if self._ring_version == self.table.version:
             return
         self._ring_version = self.table.version
-        ring = ring_order(self.table.names())
+        self._ring = ring = ring_order(self.table.names())
         k = self.cfg.monitors
         self._monitors = monitors_of(self.name, ring, k)
         subjects = subjects_of(self.name, ring, k)
@@ -421,30 +483,57 @@ class Membership:
             if self._heard.get(target, 0.0) >= p.started:
                 continue
             rec = self.table.get(target)
-            if rec is None or rec.status is not Status.ALIVE:
+            if rec is None or rec.status not in LIVE:
                 continue
             healthy = now >= self._lag_until and (p.helpers == 0 or p.nacks > 0)
             if not healthy:
                 # We may be the sick one (stalled loop, or our own link is down): do not
-                # convict; probe again next round.
+                # accuse; probe again next round.
                 self.stats.convictions_suppressed += 1
                 continue
-            dead = Record(rec.name, rec.endpoint, rec.incarnation, Status.DEAD, False)
-            self.stats.declared_dead += 1
-            self._apply(dead, now, "declared")
-            out.append(self._send(target, Updates((dead,))))  # so it can refute
+            accusation = Record(rec.name, rec.endpoint, rec.incarnation, Status.SUSPECT,
+                                rec.ready, self.name)
+            self.stats.suspected += 1
+            if not self._confirm(accusation):
+                self._apply(accusation, now, "suspected")
+            out.append(self._send(target, Updates((accusation,))))  # so it can refute
         return out
+
+    def _suspicion_deadlines(self, now: float) -> dict[str, float]:
+        self._refresh_ring(now)
+        out = {}
+        for name, s in self._suspicions.items():
+            watchers = [m for m in monitors_of(name, self._ring, self.cfg.monitors)
+                        if m not in self._suspicions]
+            s.watchers = min(s.watchers, len(watchers))
+            out[name] = s.started + self.cfg.suspicion_timeout(len(s.accusers), s.watchers)
+        return out
+
+    def _expire_suspicions(self, now: float) -> None:
+        if not self._suspicions or now < self._lag_until:
+            return  # a late loop may not have read the refutation yet: wait
+        for name, deadline in self._suspicion_deadlines(now).items():
+            if now < deadline:
+                continue
+            del self._suspicions[name]
+            rec = self.table.get(name)
+            if rec is None or rec.status is not Status.SUSPECT:
+                continue
+            self.stats.declared_dead += 1
+            self._apply(Record(name, rec.endpoint, rec.incarnation, Status.DEAD, False), now,
+                        "declared")
 
     def _start_probe(self, target: str, now: float) -> list[Send]:
         self._next_probe_id = (self._next_probe_id + 1) % 2**32
         pid = self._next_probe_id
         self.stats.probes_started += 1
         out = [self._send(target, Ping(pid, target))]
-        ring = ring_order(self.table.names())
+        self._refresh_ring(now)
+        ring = self._ring
         # Never ask a node we suspect ourselves: in a correlated failure (a rack going
         # down) the target's other monitors may be dead too, and with no helper able
         # to NACK the guard below would suppress the verdict for a whole round.
-        suspects = (self.name, target, *self._probes)
+        suspects = (self.name, target, *self._probes, *self._suspicions)
         helpers = [m for m in monitors_of(target, ring, self.cfg.monitors)
                    if m not in suspects]
         others = [n for n in self.table.names() if n not in (*suspects, *helpers)]
@@ -461,9 +550,8 @@ class Membership:
         rec = self.table.get(sender)
         endpoint = rec.endpoint if rec is not None else self._seeds.get(sender, "")
         if endpoint:
-            self._apply(Record(sender, endpoint, hb.incarnation, Status.ALIVE, hb.ready), now,
-                        "joined" if rec is None or rec.status is not Status.ALIVE
-                        else ("ready" if hb.ready and not rec.ready else "heard"))
+            alive = Record(sender, endpoint, hb.incarnation, Status.ALIVE, hb.ready)
+            self._apply(alive, now, self._reason(alive))
         if hb.digest != self.table.digest():
             return self._maybe_sync(sender, now)
         return []
@@ -536,9 +624,12 @@ class Membership:
         records, self._outbox = tuple(self._outbox), []
         peers = [n for n in self.table.names() if n != self.name]
         fanout = self.cfg.fanout_for(len(peers) + 1)
+        if self._refuted:
+            self._refuted, fanout = False, len(peers)
         targets = peers if len(peers) <= fanout else self.rng.sample(peers, fanout)
         out = [self._send(p, Updates(records)) for p in targets]
-        # A node declared dead or left is told directly too (it may be alive and refute).
+        # A node suspected, declared dead or left is told directly too (it may be alive
+        # and refute).
         for rec in records:
             if rec.status is not Status.ALIVE and rec.name != self.name and \
                     rec.name not in targets and rec.endpoint:

@@ -1,9 +1,11 @@
 """The member table and its merge rule (SWIM-style, with a readiness bit).
 
 A record supersedes another for the same node when its incarnation is higher; at the
-same incarnation LEFT > DEAD > ALIVE, and ALIVE+ready > ALIVE (the ready bit breaks the
-tie for every status, so the order is total). Merging is therefore a
+same incarnation LEFT > DEAD > SUSPECT > ALIVE, and ALIVE+ready > ALIVE (the ready bit
+breaks the tie for every status, so the order is total). Merging is therefore a
 join: any two tables that have seen the same records agree, whatever the order.
+A SUSPECT record's accuser is not part of the agreed state (the digest leaves it out):
+which accusers a node has heard only shortens its own suspicion timer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 
 from metallb_speaker.wire.gossip import Record, Status
 
-_RANK = {Status.ALIVE: 0, Status.DEAD: 1, Status.LEFT: 2}
+_RANK = {Status.ALIVE: 0, Status.SUSPECT: 1, Status.DEAD: 2, Status.LEFT: 3}
+# Members that count as alive: a suspect keeps its place (and its addresses) until the
+# suspicion is confirmed, or refutes it.
+LIVE = (Status.ALIVE, Status.SUSPECT)
 
 
 def supersedes(new: Record, old: Record) -> bool:
@@ -77,7 +82,7 @@ class MemberTable:
                 out.append(name)
         return out
 
-    def names(self, statuses: Iterable[Status] = (Status.ALIVE,)) -> list[str]:
+    def names(self, statuses: Iterable[Status] = LIVE) -> list[str]:
         wanted = set(statuses)
         return [n for n, e in self._entries.items() if e.record.status in wanted]
 

@@ -17,6 +17,7 @@ Bodies (all integers big-endian):
     UPDATES    count u16 | count * record         (dissemination of changes)
     SYNC       digest u64 | full u8 | count u16 | count * record   (anti-entropy)
     record   = name | endpoint | incarnation u64 | status u8 | ready u8
+               [| accuser (name), only when status = SUSPECT]
 
 Names and endpoints are length-prefixed (u8) UTF-8, at most 253 bytes.
 CURVE (libzmq) encrypts and authenticates the transport; the header's (boot, seq)
@@ -58,6 +59,7 @@ class Status(IntEnum):
     ALIVE = 1
     DEAD = 2
     LEFT = 3
+    SUSPECT = 4  # alive until the suspicion times out; the record names its accuser
 
 
 class GossipDrop(StrEnum):
@@ -77,6 +79,9 @@ class Record:
     incarnation: int
     status: Status
     ready: bool
+    # Who suspects the node (SUSPECT only): distinct accusers are what shortens the
+    # suspicion timeout, so each one's record is disseminated.
+    accuser: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,8 +165,11 @@ def _name(text: str) -> bytes:
 
 
 def _record(r: Record) -> bytes:
-    return _name(r.name) + _name(r.endpoint) + _REC_TAIL.pack(r.incarnation, r.status,
-                                                                int(r.ready))
+    if (r.status is Status.SUSPECT) != bool(r.accuser):
+        raise ValueError(f"record of {r.name!r}: an accuser goes with SUSPECT, and only")
+    out = _name(r.name) + _name(r.endpoint) + _REC_TAIL.pack(r.incarnation, r.status,
+                                                               int(r.ready))
+    return out + _name(r.accuser) if r.accuser else out
 
 
 def _records(records: Sequence[Record]) -> bytes:
@@ -227,7 +235,12 @@ class _Reader:
             inc, status, ready = self.unpack(_REC_TAIL)
             if not name or status not in Status._value2member_map_ or ready > 1:
                 raise _Err(GossipDrop.BAD_FIELD)
-            out.append(Record(name, endpoint, inc, Status(status), bool(ready)))
+            accuser = ""
+            if status == Status.SUSPECT:
+                accuser = self.name()
+                if not accuser:
+                    raise _Err(GossipDrop.BAD_FIELD)
+            out.append(Record(name, endpoint, inc, Status(status), bool(ready), accuser))
         return tuple(out)
 
 
