@@ -33,6 +33,7 @@ from metallb_operator.reconcile import (
     ServicePlan,
     handles,
     plan_service,
+    stale_pool_annotation,
 )
 from metallb_operator.settings import OperatorSettings
 from metallb_operator.status import l2adv_conditions, pool_conditions, pool_status
@@ -163,7 +164,7 @@ class Controller:
         """Replay every Service in restore order: already-assigned ones first, so the
         table equals the cluster's before anything new is handed out."""
         views = [v for v in (service_view(s) for s in services)
-                 if handles(v, self.settings.load_balancer_class)]
+                 if handles(v, self.settings.load_balancer_class) or stale_pool_annotation(v)]
         for view in restore_order(views):
             self.services[view.key] = view
             plan = plan_service(view, self.allocator, self.settings.load_balancer_class)
@@ -192,7 +193,8 @@ class Controller:
             if self.services.pop(key, None) is not None or self.allocator.holding(key):
                 self.queue.add(key)
             return
-        if not handles(view, self.settings.load_balancer_class) and not self.allocator.holding(key):
+        if not handles(view, self.settings.load_balancer_class) and not (
+                self.allocator.holding(key) or stale_pool_annotation(view)):
             self.services.pop(key, None)
             return
         stale = self._superseded.get(key)

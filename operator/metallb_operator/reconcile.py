@@ -82,6 +82,14 @@ def handles(view: ServiceView, load_balancer_class: str | None) -> bool:
     return view.is_load_balancer and view.load_balancer_class == load_balancer_class
 
 
+def stale_pool_annotation(view: ServiceView) -> bool:
+    """A Service that is no longer a LoadBalancer but still carries the pool annotation
+    (the API server clears its status.loadBalancer and loadBalancerClass on the type
+    change, not annotations): whoever wrote it, it is wrong now, as in MetalLB, which
+    clears both for every Service that is not a LoadBalancer."""
+    return not view.is_load_balancer and ALLOCATED_FROM_POOL in view.annotations
+
+
 def _ordered(view: ServiceView, ips: tuple[IP, ...]) -> tuple[str, ...]:
     order = {fam: i for i, fam in enumerate(view.ip_families)}
     return tuple(str(ip) for ip in sorted(ips, key=lambda ip: (order.get(ip.family, 9), ip)))
@@ -129,13 +137,19 @@ def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: s
     if not handles(view, load_balancer_class):
         held = allocator.holding(key)
         if held is None:
+            if stale_pool_annotation(view):
+                return ServicePlan(key, Outcome.RELEASED, ingress=() if view.ingress else None,
+                                   drop_pool_annotation=True)
             return ServicePlan(key, Outcome.IGNORED)
         pools = frozenset(p for p in (allocator.pool_of(ip) for ip in held.ips) if p)
         allocator.release(key)
         ours = {str(ip) for ip in held.ips}
         clear = bool(ours & set(_normalize(view.ingress)))
+        # The API server has usually cleared the status already (type changed): the
+        # annotation must go all the same.
         return ServicePlan(key, Outcome.RELEASED, ingress=() if clear else None,
-                           drop_pool_annotation=clear, pools=pools)
+                           drop_pool_annotation=clear or not view.is_load_balancer,
+                           pools=pools)
 
     request = parse_request(view)
     if isinstance(request, RequestError):

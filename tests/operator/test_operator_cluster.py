@@ -429,3 +429,28 @@ def test_valid_selector_labels_accepted_by_the_apiserver(env: OperatorEnv, kind:
                                       "values": ["a", ""]},
                                      {"key": "x" * 63, "operator": "Exists"}]}
     assert env.try_apply(json.dumps(_with_selector(kind, field, selector))) == ""
+
+
+@pytest.mark.parametrize("new_type", ["ClusterIP", "NodePort"])
+def test_service_no_longer_load_balancer_loses_address_and_annotation(
+        env: OperatorEnv, new_type: str) -> None:
+    env.pool("p", "198.18.32.0/32")
+    env.start()
+    env.service("was-lb")
+    assert env.wait_ingress("was-lb") == ["198.18.32.0"]
+
+    def pool_annotation(name: str) -> str | None:
+        svc = env.core.read_namespaced_service(name, env.ns)
+        return (svc.metadata.annotations or {}).get("metallb.io/ip-allocated-from-pool")
+
+    wait_for(lambda: pool_annotation("was-lb") == "p", what="pool annotation")
+    patch: dict[str, Any] = {"spec": {"type": new_type}}
+    if new_type == "ClusterIP":
+        patch["spec"]["loadBalancerClass"] = None  # only LoadBalancer Services have one
+    env.core.patch_namespaced_service("was-lb", env.ns, patch)
+    wait_for(lambda: pool_annotation("was-lb") is None, what="pool annotation removed")
+    assert env.ingress("was-lb") == []
+    # The address is free again: the pool's only address goes to the next Service.
+    env.service("next")
+    assert env.wait_ingress("next") == ["198.18.32.0"]
+    assert pool_annotation("was-lb") is None and env.ingress("was-lb") == []

@@ -126,7 +126,35 @@ def test_type_change_releases_and_clears_status() -> None:
     assert p.pools == frozenset({"a"})
     assert p.annotation_patch(service_view(gone)) == {ALLOCATED_FROM_POOL: None}
     assert a.holding("default/s") is None
-    assert plan(a, gone).outcome == Outcome.IGNORED
+    assert plan(a, written(gone, p)).outcome == Outcome.IGNORED
+
+
+@pytest.mark.parametrize("new_type", ["ClusterIP", "NodePort", "ExternalName"])
+def test_type_change_drops_the_annotation_after_the_apiserver_cleared_the_status(
+        new_type: str) -> None:
+    """What the API server does on the type change: status.loadBalancer and
+    loadBalancerClass go, annotations stay. Ours must go too, and the address is freed."""
+    a = allocator(pool("a", "10.0.0.0/32"))
+    obj = written(service("s"), plan(a, service("s")))
+    gone = {**obj, "spec": {**obj["spec"], "type": new_type}, "status": {}}
+    p = plan(a, gone)
+    assert p.outcome == Outcome.RELEASED
+    assert p.ingress is None  # nothing to clear
+    assert p.annotation_patch(service_view(gone)) == {ALLOCATED_FROM_POOL: None}
+    assert plan(a, service("next")).ingress == ("10.0.0.0",)
+
+
+def test_stale_annotation_on_a_non_load_balancer_is_dropped_without_holding() -> None:
+    """E.g. changed while the operator was down: it never held it in this process."""
+    a = allocator(pool("a", "10.0.0.0/24"))
+    stale = service("s", svc_type="ClusterIP", annotations={ALLOCATED_FROM_POOL: "a"})
+    p = plan(a, stale)
+    assert p.outcome == Outcome.RELEASED
+    assert p.annotation_patch(service_view(stale)) == {ALLOCATED_FROM_POOL: None}
+    assert plan(a, written(stale, p)).outcome == Outcome.IGNORED
+    # A LoadBalancer of another class keeps what its controller wrote.
+    foreign = service("f", lb_class="other.io/lb", annotations={ALLOCATED_FROM_POOL: "x"})
+    assert plan(a, foreign).outcome == Outcome.IGNORED
 
 
 def test_release_leaves_foreign_status_alone() -> None:
