@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -121,8 +122,10 @@ def service_view(obj: Mapping[str, Any]) -> ServiceView:
 
 class RequestErrorReason(StrEnum):
     INVALID_IP = "InvalidRequestedIP"
+    DUPLICATE_IP = "DuplicateRequestedIP"
     TOO_MANY_PER_FAMILY = "TooManyIPsPerFamily"
     CONFLICTING_FIELDS = "ConflictingRequest"
+    INVALID_POOL = "InvalidRequestedPool"
 
 
 @dataclass(frozen=True)
@@ -139,39 +142,88 @@ class AddressRequest:
     deprecated: tuple[str, ...] = ()  # legacy annotation keys the Service used
 
 
-def _annotation(svc: ServiceView, suffix: str, legacy_used: list[str]) -> str | None:
-    """Stable key wins; a legacy-only value is honoured and reported as deprecated."""
+_POOL_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+POOL_NAME_MAX = 253
+
+
+def _annotation(svc: ServiceView, suffix: str, legacy_used: list[str]
+                ) -> tuple[str, str | None]:
+    """(the key that applies, its value). The stable key wins, even when empty (as in
+    MetalLB); a legacy-only value is honoured and reported as deprecated."""
     stable = svc.annotations.get(STABLE + suffix)
     legacy = svc.annotations.get(LEGACY + suffix)
     if legacy is not None:
         legacy_used.append(LEGACY + suffix)
     if stable is not None:
-        return stable
-    return legacy
+        return STABLE + suffix, stable
+    return LEGACY + suffix, legacy
+
+
+def _parse_ips(where: str, raw: str, items: list[str]) -> tuple[IP, ...] | RequestError:
+    """MetalLB's rules for the requested addresses: every comma-separated item is one
+    address (blanks around it are ignored, an empty item is an error), no address twice,
+    at most one per IP family."""
+    ips: list[IP] = []
+    for n, item in enumerate(items, 1):
+        text = item.strip()
+        which = f"item {n} of {raw!r}" if len(items) > 1 else repr(raw)
+        if not text:
+            return RequestError(RequestErrorReason.INVALID_IP,
+                                f"{where}: {which} is empty (a stray comma?)")
+        try:
+            ip = parse_ip(text)
+        except AddressError as exc:
+            return RequestError(RequestErrorReason.INVALID_IP, f"{where}: {which}: {exc}")
+        if ip in ips:
+            return RequestError(RequestErrorReason.DUPLICATE_IP,
+                                f"{where}: {ip} is listed twice in {raw!r}")
+        same = next((other for other in ips if other.family == ip.family), None)
+        if same is not None:
+            return RequestError(
+                RequestErrorReason.TOO_MANY_PER_FAMILY,
+                f"{where}: at most one address per IP family, {raw!r} has two "
+                f"{ip.family.label} addresses ({same} and {ip})")
+        ips.append(ip)
+    return tuple(sorted(ips))
 
 
 def parse_request(svc: ServiceView) -> AddressRequest | RequestError:
+    """The Service's address request, with MetalLB's strictness: an empty annotation is
+    unset; anything else must be exactly right, and the error says which annotation (the
+    key actually used, stable or legacy), which item and what is wrong."""
     legacy: list[str] = []
-    raw_ips = _annotation(svc, LB_IPS, legacy)
-    pool = (_annotation(svc, ADDRESS_POOL, legacy) or "").strip() or None
-    sharing = (_annotation(svc, ALLOW_SHARED_IP, legacy) or "").strip() or None
-    if raw_ips is not None and svc.load_balancer_ip:
+    ips_key, raw_ips = _annotation(svc, LB_IPS, legacy)
+    pool_key, raw_pool = _annotation(svc, ADDRESS_POOL, legacy)
+    _, raw_sharing = _annotation(svc, ALLOW_SHARED_IP, legacy)
+    lb_ip = svc.load_balancer_ip
+    if raw_ips and lb_ip:
         return RequestError(
             RequestErrorReason.CONFLICTING_FIELDS,
-            f"spec.loadBalancerIP and the {LB_IPS} annotation are both set; use only the "
+            f"spec.loadBalancerIP and the {ips_key} annotation are both set; use only the "
             "annotation",
         )
-    texts = [t.strip() for t in (raw_ips or svc.load_balancer_ip).split(",") if t.strip()]
-    ips: list[IP] = []
-    for text in texts:
-        try:
-            ips.append(parse_ip(text))
-        except AddressError as exc:
-            where = f"annotation {STABLE + LB_IPS}" if raw_ips else "spec.loadBalancerIP"
-            return RequestError(RequestErrorReason.INVALID_IP, f"{where}: {exc}")
-    if len({ip.family for ip in ips}) != len(ips):
-        return RequestError(
-            RequestErrorReason.TOO_MANY_PER_FAMILY,
-            f"{STABLE + LB_IPS}: at most one address per IP family, got {', '.join(texts)}",
-        )
-    return AddressRequest(tuple(sorted(ips)), pool, sharing, tuple(legacy))
+    parsed: tuple[IP, ...] | RequestError = ()
+    if raw_ips:
+        parsed = _parse_ips(f"annotation {ips_key}", raw_ips, raw_ips.split(","))
+    elif lb_ip:
+        # One address, verbatim (MetalLB parses it as is: no list, no blanks).
+        if lb_ip != lb_ip.strip():
+            return RequestError(RequestErrorReason.INVALID_IP,
+                                f"spec.loadBalancerIP: {lb_ip!r} has blanks around the address")
+        if "," in lb_ip:
+            return RequestError(
+                RequestErrorReason.INVALID_IP,
+                f"spec.loadBalancerIP: {lb_ip!r} is a list; it holds one address (use the "
+                f"{STABLE + LB_IPS} annotation for one of each IP family)")
+        parsed = _parse_ips("spec.loadBalancerIP", lb_ip, [lb_ip])
+    if isinstance(parsed, RequestError):
+        return parsed
+    pool = raw_pool or None
+    if pool is not None and (len(pool) > POOL_NAME_MAX or not _POOL_NAME_RE.fullmatch(pool)):
+        why = ("has blanks around the name" if pool.strip() != pool and pool.strip()
+               else "is not a valid IPAddressPool name (lowercase letters, digits, '-' and "
+               "'.')")
+        return RequestError(RequestErrorReason.INVALID_POOL,
+                            f"annotation {pool_key}: {pool!r} {why}")
+    # The sharing key is taken verbatim, as MetalLB does: ' dns' and 'dns' are two keys.
+    return AddressRequest(parsed, pool, raw_sharing or None, tuple(legacy))

@@ -13,10 +13,12 @@ from enum import StrEnum
 
 from metallb_api.addresses import IP
 from metallb_api.service import (
+    ADDRESS_POOL,
     ALLOCATED_FROM_POOL,
     LB_IPS,
     LEGACY,
     STABLE,
+    AddressRequest,
     RequestError,
     ServiceView,
     parse_request,
@@ -108,12 +110,17 @@ def _plan_request_error(view: ServiceView, allocator: Allocator, error: RequestE
     current = held.ips if held is not None else view.ingress_ips()
     if not current:
         return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,))
-    # The request minus its broken address part: the pool and sharing key still apply.
-    lb_ips = (STABLE + LB_IPS, LEGACY + LB_IPS)
-    rest = parse_request(replace(
-        view, load_balancer_ip="",
-        annotations={k: v for k, v in view.annotations.items() if k not in lb_ips}))
-    assert not isinstance(rest, RequestError)  # only the address part can be invalid
+    # The request minus its broken parts: what still parses (pool, sharing key) applies.
+    rest: AddressRequest | RequestError = error
+    dropped: tuple[str, ...] = ()
+    for suffix in (LB_IPS, ADDRESS_POOL):
+        dropped += (STABLE + suffix, LEGACY + suffix)
+        rest = parse_request(replace(
+            view, load_balancer_ip="",
+            annotations={k: v for k, v in view.annotations.items() if k not in dropped}))
+        if not isinstance(rest, RequestError):
+            break
+    assert not isinstance(rest, RequestError)  # the sharing key is never invalid
     result = allocator.ensure(view, rest, current)
     if isinstance(result, Allocated) and not result.changed:
         return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,),

@@ -104,15 +104,18 @@ def ips(*texts: str) -> tuple[IP, ...]:
     [
         ({}, AddressRequest()),
         ({"ips": "10.0.0.1"}, AddressRequest(ips("10.0.0.1"))),
-        ({"ips": " 10.0.0.1 , "}, AddressRequest(ips("10.0.0.1"))),
+        ({"ips": " 10.0.0.1 "}, AddressRequest(ips("10.0.0.1"))),  # blanks: trimmed
+        ({"ips": "10.0.0.1 ,\tfd00::1"}, AddressRequest(ips("10.0.0.1", "fd00::1"))),
+        ({"ips": "FD00::1"}, AddressRequest(ips("fd00::1"))),
         ({"ips": ""}, AddressRequest()),
         ({"ips": "fd00::1,10.0.0.1"}, AddressRequest(ips("10.0.0.1", "fd00::1"))),
         ({"lb_ip": "10.0.0.2"}, AddressRequest(ips("10.0.0.2"))),
         ({"lb_ip": ""}, AddressRequest()),
         ({"pool": "gold"}, AddressRequest(pool="gold")),
-        ({"pool": "  "}, AddressRequest()),
+        ({"pool": ""}, AddressRequest()),
+        ({"pool": "gold.v2-a"}, AddressRequest(pool="gold.v2-a")),
         ({"share": "k"}, AddressRequest(sharing_key="k")),
-        ({"share": " k "}, AddressRequest(sharing_key="k")),
+        ({"share": " k "}, AddressRequest(sharing_key=" k ")),  # verbatim, as MetalLB
         ({"share": ""}, AddressRequest()),
         ({"ips": "10.0.0.1", "pool": "p", "share": "k"},
          AddressRequest(ips("10.0.0.1"), "p", "k")),
@@ -157,7 +160,39 @@ def test_stable_ips_win_over_legacy_ips() -> None:
          RequestErrorReason.CONFLICTING_FIELDS, "both set"),
         ({"ips": "10.0.0.1,10.0.0.2"}, RequestErrorReason.TOO_MANY_PER_FAMILY, "10.0.0.2"),
         ({"ips": "fd00::1,fd00::2"}, RequestErrorReason.TOO_MANY_PER_FAMILY, "per IP family"),
-        ({"ips": "10.0.0.1,10.0.0.1"}, RequestErrorReason.TOO_MANY_PER_FAMILY, "10.0.0.1"),
+        ({"ips": "10.0.0.1,10.0.0.1"}, RequestErrorReason.DUPLICATE_IP,
+         "annotation metallb.io/loadBalancerIPs: 10.0.0.1 is listed twice in "
+         "'10.0.0.1,10.0.0.1'"),
+        ({"ips": "fd00::1, FD00:0::1"}, RequestErrorReason.DUPLICATE_IP,
+         "fd00::1 is listed twice"),
+        ({"ips": "10.0.0.1,10.0.0.2"}, RequestErrorReason.TOO_MANY_PER_FAMILY,
+         "annotation metallb.io/loadBalancerIPs: at most one address per IP family, "
+         "'10.0.0.1,10.0.0.2' has two IPv4 addresses (10.0.0.1 and 10.0.0.2)"),
+        ({"ips": "10.0.0.1,,fd00::1"}, RequestErrorReason.INVALID_IP,
+         "annotation metallb.io/loadBalancerIPs: item 2 of '10.0.0.1,,fd00::1' is empty"),
+        ({"ips": "10.0.0.1,"}, RequestErrorReason.INVALID_IP,
+         "annotation metallb.io/loadBalancerIPs: item 2 of '10.0.0.1,' is empty"),
+        ({"ips": ",10.0.0.1"}, RequestErrorReason.INVALID_IP, "item 1 of ',10.0.0.1' is empty"),
+        ({"ips": " "}, RequestErrorReason.INVALID_IP,
+         "annotation metallb.io/loadBalancerIPs: ' ' is empty"),
+        ({"ips": "10.0.0.1 fd00::1"}, RequestErrorReason.INVALID_IP,
+         "annotation metallb.io/loadBalancerIPs: '10.0.0.1 fd00::1': invalid IP address"),
+        ({"ips": "10.0.0.1;fd00::1"}, RequestErrorReason.INVALID_IP, "invalid IP address"),
+        ({"ips": "10.0.0.1,010.0.0.2"}, RequestErrorReason.INVALID_IP,
+         "item 2 of '10.0.0.1,010.0.0.2': invalid IP address '010.0.0.2'"),
+        ({"ips": "10.0.0.1,,", "legacy": True}, RequestErrorReason.INVALID_IP,
+         "annotation metallb.universe.tf/loadBalancerIPs: item 2"),
+        ({"lb_ip": " 10.0.0.1"}, RequestErrorReason.INVALID_IP,
+         "spec.loadBalancerIP: ' 10.0.0.1' has blanks around the address"),
+        ({"lb_ip": "10.0.0.1,fd00::1"}, RequestErrorReason.INVALID_IP,
+         "spec.loadBalancerIP: '10.0.0.1,fd00::1' is a list; it holds one address"),
+        ({"pool": " gold"}, RequestErrorReason.INVALID_POOL,
+         "annotation metallb.io/address-pool: ' gold' has blanks around the name"),
+        ({"pool": "  "}, RequestErrorReason.INVALID_POOL,
+         "annotation metallb.io/address-pool: '  ' is not a valid IPAddressPool name"),
+        ({"pool": "Gold", "legacy": True}, RequestErrorReason.INVALID_POOL,
+         "annotation metallb.universe.tf/address-pool: 'Gold' is not a valid"),
+        ({"pool": "a,b"}, RequestErrorReason.INVALID_POOL, "'a,b' is not a valid"),
         ({"ips": "10.0.0.1,fd00::1,10.0.0.3"}, RequestErrorReason.TOO_MANY_PER_FAMILY, ""),
         ({"ips": "10.0.0.300"}, RequestErrorReason.INVALID_IP, "10.0.0.300"),
         ({"ips": "10.0.0.0/24"}, RequestErrorReason.INVALID_IP, "loadBalancerIPs"),
@@ -184,5 +219,7 @@ def test_parse_request_never_raises(annotations: dict[str, str], lb_ip: str) -> 
         assert len({ip.family for ip in r.ips}) == len(r.ips)
         assert list(r.ips) == sorted(r.ips)
         assert r.pool is None or (r.pool and r.pool == r.pool.strip())
-        assert r.sharing_key is None or r.sharing_key == r.sharing_key.strip() != ""
+        assert r.sharing_key is None or r.sharing_key != ""
         assert all(k.startswith(L) and k in annotations for k in r.deprecated)
+    else:  # every message names the annotation or field
+        assert r.message.startswith(("annotation metallb.", "spec.loadBalancerIP"))

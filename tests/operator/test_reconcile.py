@@ -230,6 +230,31 @@ def test_request_error_keeps_a_working_address() -> None:
     assert plan(a, service("t")).ingress == ("10.0.0.1",)
 
 
+@pytest.mark.parametrize(("annotations", "reason", "fragment"), [
+    ({"metallb.io/address-pool": "a "}, "InvalidRequestedPool",
+     "annotation metallb.io/address-pool: 'a ' has blanks around the name"),
+    ({"metallb.io/loadBalancerIPs": "10.0.0.0,", "metallb.io/address-pool": "A"},
+     "InvalidRequestedIP", "item 2 of '10.0.0.0,' is empty"),
+    ({"metallb.universe.tf/loadBalancerIPs": "10.0.0.0,10.0.0.0"}, "DuplicateRequestedIP",
+     "annotation metallb.universe.tf/loadBalancerIPs: 10.0.0.0 is listed twice"),
+])
+def test_malformed_annotation_keeps_a_working_address(
+        annotations: dict[str, str], reason: str, fragment: str) -> None:
+    """A typo in an annotation is reported (the message names the annotation and the
+    item) and takes nothing away: the address stays, and stays reserved."""
+    a = allocator(pool("a", "10.0.0.0/24"))
+    obj = written(service("s"), plan(a, service("s")))
+    broken = {**obj, "metadata": {**obj["metadata"], "annotations": {
+        **obj["metadata"]["annotations"], **annotations}}}
+    p = plan(a, broken)
+    assert p.outcome == Outcome.FAILED and p.reason == reason
+    assert p.ingress is None and not p.drop_pool_annotation
+    [failed] = [e for e in p.events if e.reason == "AllocationFailed"]
+    assert fragment in failed.message, failed.message
+    assert a.users(IP.parse("10.0.0.0")) == ("default/s",)
+    assert plan(a, service("t")).ingress == ("10.0.0.1",)
+
+
 def test_request_error_at_start_up_still_reserves_the_shown_address() -> None:
     """After a restart, a Service with a broken annotation keeps its status; its address
     must stay reserved or the next Service would get it too."""
