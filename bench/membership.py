@@ -18,7 +18,9 @@ Parts:
      before the injection; plus idle CPU and RSS of every speaker;
   c. false positives: `--fp-minutes` with one speaker under a CPU quota (cgroup v2
      `cpu.max`, or the v1 cpu controller's CFS quota on hybrid hosts) and another
-     SIGSTOPped for 250 ms every 3-5 s; every `declared` log line is reported. The run
+     SIGSTOPped for 250 ms every 3-5 s; every `declared` log line is reported, with the
+     suspicions raised and refuted and how many Service addresses moved (`takeover`
+     log lines of the speakers electing owners for SOAK_SERVICES Services). The run
      is split into phases, one per `--cpu-quota` value (default 10 % then 5 % of one
      CPU: an idle speaker uses ~7 % of a core, so 10 % alone is rarely enforced).
 
@@ -50,6 +52,8 @@ from metallb_speaker.sim import SimNode, Simulator
 from metallb_speaker.wire.gossip import Status
 
 CFG = MembershipConfig()
+SOAK_SERVICES = 30
+TAILED = ("memberChanged", "takeover", "takeovers")  # speaker log events the benches read
 DETECT_GOAL_MS = 500.0
 RSS_GOAL_MB = 80.0
 REAL_NODES = 6
@@ -233,7 +237,7 @@ class LogTail:
         for line in lines:
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
-                if isinstance(doc, dict) and doc.get("event") == "memberChanged":
+                if isinstance(doc, dict) and doc.get("event") in TAILED:
                     doc["t"] = parse_ts(doc["ts"])
                     out.append(doc)
         return out
@@ -718,6 +722,25 @@ class HostCanary:
         self.proc.wait(timeout=5)
 
 
+def soak_services(lab: Any, count: int) -> None:
+    """`count` LoadBalancer Services with an address each (written to their status: no
+    operator runs here) and an endpoint on every node, so that every speaker elects an
+    owner for each and a move shows up as a `takeover` log line."""
+    lab.l2_pool("soak", f"198.18.0.100-198.18.0.{99 + count}")
+    for i in range(count):
+        lab.create_service(f"soak-{i}")
+        lab.api.merge_patch(f"/api/v1/namespaces/{lab.apps}/services/soak-{i}/status",
+                            {"status": {"loadBalancer": {"ingress": [
+                                {"ip": f"198.18.0.{100 + i}"}]}}})
+
+
+def moved_addresses(events: list[tuple[str, dict[str, Any]]]) -> int:
+    """Addresses that changed owner: one per `takeover` line (a failover, quiet or
+    loud), or the count of a summarised `takeovers` line."""
+    return sum(1 if e.get("event") == "takeover" else int(e.get("count") or 0)
+               for _, e in events if e.get("event") in ("takeover", "takeovers"))
+
+
 def false_positives(cp: Any, minutes: float,
                     quotas: tuple[float, ...] = (10.0, 5.0)) -> dict[str, Any]:
     """One run of `minutes`, split into equal phases, one per CPU quota in `quotas`
@@ -728,7 +751,8 @@ def false_positives(cp: Any, minutes: float,
     with new_lab(cp) as lab:
         lab.start_speakers()
         lab.wait_ready(timeout=90)
-        time.sleep(2.0)
+        soak_services(lab, SOAK_SERVICES)
+        time.sleep(5.0)  # every speaker has elected the owners (first claims: no move)
         throttled, stalled = lab.nodes[0], lab.nodes[1]
         pids = {n.name: speaker_pid(n) for n in lab.nodes}
         with CpuQuota(quotas[0], lab.id) as quota:
@@ -802,6 +826,10 @@ def false_positives(cp: Any, minutes: float,
                                                   for k in p_stat1},
                         "declared": sum(1 for _, e in events if e.get("reason") == "declared"
                                         and e["t"] >= p_t0),
+                        "suspected": sum(1 for _, e in events if e.get("reason") == "suspected"
+                                         and e["t"] >= p_t0),
+                        "addresses_moved": moved_addresses([(o, e) for o, e in events
+                                                            if e["t"] >= p_t0]),
                     })
             finally:
                 staller.stop()
@@ -815,7 +843,7 @@ def false_positives(cp: Any, minutes: float,
         events = [(o, e) for o, e in events if e["t"] >= t_start - 0.001]
         declared = [{"observer": o, **{k: e.get(k) for k in ("ts", "node", "reason", "count")}}
                     for o, e in events if e.get("reason") == "declared"]
-        reasons = Counter(e.get("reason") for _, e in events)
+        reasons = Counter(e.get("reason") for _, e in events if e.get("event") == "memberChanged")
         # Context of each verdict: the injected stalls and the host's late wake-ups in the
         # 1.5 s before it (a stall longer than suspect_after + probe_timeout - one
         # heartbeat interval can be convicted legitimately).
@@ -856,6 +884,10 @@ def false_positives(cp: Any, minutes: float,
             "loop_lag_growth": [dict(e, t=round(e["t"] - t_start, 1)) for e in lag_events],
             "declared": declared,
             "declared_count": len(declared),
+            "suspected_count": reasons.get("suspected", 0),
+            "refuted_suspicions": reasons.get("refutedSuspicion", 0),
+            "services": SOAK_SERVICES,
+            "addresses_moved": moved_addresses(events),
             "member_changes": dict(reasons),
             "gossip": delta,
             "probes_total": sum(d["ping"] for d in delta.values()),
@@ -888,8 +920,9 @@ def print_fp(res: dict[str, Any]) -> None:
             shown["throttled_s"] = round(st["throttled_usec"] / 1e6, 1)
         pct = "none" if ph["quota_pct"] is None else f"{ph['quota_pct']:g} %"
         print(f"  phase quota {pct}: {ph['seconds']:.0f} s, throttled speaker used "
-              f"{ph['throttled_cpu_pct']:.2f} % CPU, {ph['stalls']} stalls, declared "
-              f"{ph['declared']}, cpu.stat {json.dumps(shown)}")
+              f"{ph['throttled_cpu_pct']:.2f} % CPU, {ph['stalls']} stalls, suspected "
+              f"{ph['suspected']}, declared {ph['declared']}, addresses moved "
+              f"{ph['addresses_moved']}, cpu.stat {json.dumps(shown)}")
     s = res["stalls"]
     print(f"  {res['stalled']}: {s['count']} SIGSTOP stalls (injector SCHED_FIFO: "
           f"{s['realtime_injector']}), measured p50 {s['p50'] * 1000:.0f} ms, p99 "
@@ -898,8 +931,10 @@ def print_fp(res: dict[str, Any]) -> None:
     h = res["host_hiccups"]
     print(f"  host canary (5 ms sleeps): {h['count_over_30ms']} wake-ups >30 ms late, "
           f"{h['count_over_100ms']} >100 ms, worst {h['max_s'] * 1000:.0f} ms")
-    print(f"  declared lines: {res['declared_count']}   member changes: "
-          f"{res['member_changes']}")
+    print(f"  declared lines: {res['declared_count']}   suspicions: {res['suspected_count']} "
+          f"(refuted {res['refuted_suspicions']})   addresses moved: "
+          f"{res['addresses_moved']} of {res['services']} Services' addresses")
+    print(f"  member changes: {res['member_changes']}")
     for d in res["declared"][:50]:
         print(f"    {json.dumps(d)}")
     print(f"  probes (Ping sent): {res['probes_total']:.0f}, PingReq: "
@@ -950,6 +985,9 @@ def goals(res: dict[str, Any]) -> dict[str, Any]:
                                 "minutes": fp["elapsed_s"] / 60,
                                 "cpu_quota": fp["cpu_quota"]["available"],
                                 "met": fp["declared_count"] == 0}
+        g["addresses_moved_in_soak"] = {"value": fp["addresses_moved"], "goal": 0,
+                                        "suspicions": fp["suspected_count"],
+                                        "met": fp["addresses_moved"] == 0}
         rss = max(fp["rss_mb"].values())
         prev = g.get("rss_mb", {}).get("value", 0.0)
         g["rss_mb"] = {"value": max(rss, prev), "goal": RSS_GOAL_MB,
