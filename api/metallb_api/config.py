@@ -5,8 +5,23 @@ Used by the operator (allocation, conditions), the speaker (which pools/nodes/in
 are announced) and the CLI (`metallbctl validate`). Never raises on bad input: a bad
 object becomes a `Problem` and is left out, the rest of the configuration still works.
 
-Cross-object rule for overlapping pools: the older pool (creationTimestamp, then name)
-keeps the addresses; the newer one is not Ready (reason OverlapsPool, naming the older).
+Cross-object rule for overlapping pools (MetalLB refuses overlaps in its webhook; here
+both objects exist, so one must give way): an edit never takes addresses from a pool that
+is already accepted. Pools are ranked by what their status says the operator last did
+with them (`acceptance`):
+
+  1. accepted as they are (Ready=True, observedGeneration == generation),
+  2. accepted, but edited since (Ready=True at an older generation),
+  3. new, or not Ready;
+
+and within a rank the older pool (creationTimestamp, then name) wins. The loser is not
+Ready (reason OverlapsPool, naming the winner). So an edit that makes an older pool
+overlap a newer accepted one flags the edited pool, and the newer one keeps its Services
+and addresses. Decisions are stable: a status write only improves a winner's rank
+(2 -> 1 -> 0 once Ready is written) and only worsens a loser's (Ready=False), and the
+operator, the speakers and a restarted operator all read the same status. Manifests
+without status (`metallbctl validate` of files) are all rank 3: the older pool wins.
+
 A pool that is present but not Ready still *holds* the addresses already assigned from
 it (`held_ranges`) so that a typo never clears working Services; it only stops handing
 out new ones.
@@ -17,7 +32,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from metallb_api.addresses import AddressError, Family, IPRange, parse_entry
@@ -151,6 +166,30 @@ def _parse_pool(
     return pool, ranges, None
 
 
+class Acceptance(IntEnum):
+    """What a pool's status says about it; lower wins an overlap."""
+
+    ACCEPTED = 0  # Ready=True for the current generation
+    ACCEPTED_THEN_EDITED = 1  # Ready=True for an older generation
+    NEW_OR_REFUSED = 2  # no Ready=True condition
+
+
+def acceptance(obj: Mapping[str, Any]) -> Acceptance:
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    ready = next((c for c in conditions or [] if isinstance(c, Mapping)
+                  and c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True":
+        return Acceptance.NEW_OR_REFUSED
+    try:
+        observed = int(ready.get("observedGeneration") or 0)
+    except (TypeError, ValueError):
+        observed = 0
+    if observed == int(_meta(obj).get("generation") or 0):
+        return Acceptance.ACCEPTED
+    return Acceptance.ACCEPTED_THEN_EDITED
+
+
 def _self_overlap(ranges: tuple[IPRange, ...]) -> tuple[IPRange, IPRange] | None:
     ordered = sorted(ranges)
     for a, b in itertools.pairwise(ordered):
@@ -166,11 +205,13 @@ def build_config(
     held: dict[str, tuple[IPRange, ...]] = {}
     generations: dict[tuple[str, str], int] = {}
     candidates: list[PoolConfig] = []
+    ranks: dict[str, Acceptance] = {}
     for obj in pools:
         name = str(_meta(obj).get("name", ""))
         generations[("IPAddressPool", name)] = int(_meta(obj).get("generation") or 0)
         pool, ranges, error = _parse_pool(obj)
         held[name] = ranges
+        ranks[name] = acceptance(obj)
         if pool is None:
             problems.append(Problem("IPAddressPool", name, ProblemReason.INVALID_SPEC,
                                     error or "invalid spec"))
@@ -185,7 +226,7 @@ def build_config(
         candidates.append(pool)
 
     accepted: dict[str, PoolConfig] = {}
-    for pool in sorted(candidates, key=lambda p: (p.created, p.name)):
+    for pool in sorted(candidates, key=lambda p: (ranks[p.name], p.created, p.name)):
         clash_with = next(
             ((other, a, b) for other in accepted.values()
              for a in pool.ranges for b in other.ranges if a.overlaps(b)),
@@ -193,10 +234,16 @@ def build_config(
         )
         if clash_with:
             other, a, b = clash_with
+            if ranks[other.name] == ranks[pool.name]:
+                why = "is older"
+            elif ranks[pool.name] == Acceptance.ACCEPTED_THEN_EDITED:
+                why = f"was accepted before this pool's edit (generation {pool.generation})"
+            else:
+                why = "was accepted first"
             problems.append(Problem(
                 "IPAddressPool", pool.name, ProblemReason.OVERLAPS_POOL,
                 f"spec.addresses: {a} overlaps {b} of IPAddressPool {other.name!r}, which "
-                f"is older and keeps those addresses",
+                f"{why} and keeps those addresses",
                 related=other.name,
             ))
             continue

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.operator.builders import l2adv, pool, ts
 
 from metallb_api.addresses import Family, parse_entry
-from metallb_api.config import Config, ProblemReason, build_config
+from metallb_api.config import Acceptance, Config, ProblemReason, acceptance, build_config
 
 pytestmark = pytest.mark.unit
 
@@ -156,6 +156,87 @@ def test_overlap_between_pools_older_wins(
             assert f"IPAddressPool {p.related!r}" in p.message and "older" in p.message
         for name, _, addr in pools:
             assert cfg.held_ranges[name] == (parse_entry(addr),)
+
+
+def with_status(obj: dict[str, Any], state: str) -> dict[str, Any]:
+    """state: "accepted" (Ready=True for this generation), "edited" (Ready=True for an
+    older one), "refused" (Ready=False), "new" (no status)."""
+    gen = obj["metadata"]["generation"]
+    if state == "new":
+        return obj
+    ready = {"type": "Ready", "status": "False" if state == "refused" else "True",
+             "reason": "x", "message": "", "lastTransitionTime": ts(0),
+             "observedGeneration": gen - 1 if state == "edited" else gen}
+    return {**obj, "status": {"conditions": [
+        {"type": "AddressConflict", "status": "True"}, ready]}}
+
+
+EDIT_CASES = [
+    # (pools as (name, created, addresses, state)), the pool flagged, the winner, wording
+    pytest.param([("old", ts(1), "10.0.0.0/23", "edited"),
+                  ("new", ts(2), "10.0.1.0/24", "accepted")],
+                 "old", "new", "was accepted before this pool's edit (generation 2)",
+                 id="edited-older-pool-loses-to-accepted-newer"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "accepted"),
+                  ("new", ts(2), "10.0.1.0/24", "edited")],
+                 "new", "old", "was accepted before this pool's edit (generation 2)",
+                 id="edited-newer-pool-loses-to-accepted-older"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "refused"),
+                  ("new", ts(2), "10.0.1.0/24", "edited")],
+                 "old", "new", "was accepted first",
+                 id="flagged-stays-flagged-when-the-winner-is-edited-later"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "refused"),
+                  ("new", ts(2), "10.0.1.0/24", "accepted")],
+                 "old", "new", "was accepted first", id="after-the-status-write"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "edited"),
+                  ("new", ts(2), "10.0.1.0/24", "new")],
+                 "new", "old", "was accepted first", id="new-pool-loses-to-edited"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "new"),
+                  ("new", ts(2), "10.0.1.0/24", "new")],
+                 "new", "old", "is older", id="no-status-older-wins"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "edited"),
+                  ("new", ts(2), "10.0.1.0/24", "edited")],
+                 "new", "old", "is older", id="both-edited-older-wins"),
+    pytest.param([("old", ts(1), "10.0.0.0/23", "accepted"),
+                  ("new", ts(2), "10.0.1.0/24", "accepted")],
+                 "new", "old", "is older", id="both-accepted-older-wins"),
+]
+
+
+@pytest.mark.parametrize(("pools", "flagged", "winner", "why"), EDIT_CASES)
+def test_overlap_after_an_edit_flags_the_edited_pool(
+        pools: list[tuple[str, str, str, str]], flagged: str, winner: str, why: str) -> None:
+    objs = [with_status(pool(name, addr, created=created, generation=2), state)
+            for name, created, addr, state in pools]
+    for order in itertools.permutations(objs):
+        cfg = build_config(order)
+        assert set(cfg.pools) == {winner}
+        [problem] = cfg.problems
+        assert (problem.name, problem.reason, problem.related) == (
+            flagged, P.OVERLAPS_POOL, winner)
+        assert f"of IPAddressPool {winner!r}, which {why} and keeps" in problem.message
+        assert set(cfg.held_ranges) == {"old", "new"}
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (None, Acceptance.NEW_OR_REFUSED),
+    ({}, Acceptance.NEW_OR_REFUSED),
+    ({"conditions": "junk"}, Acceptance.NEW_OR_REFUSED),
+    ({"conditions": [{"type": "Ready", "status": "Unknown", "observedGeneration": 3}]},
+     Acceptance.NEW_OR_REFUSED),
+    ({"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 3}]},
+     Acceptance.ACCEPTED),
+    ({"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]},
+     Acceptance.ACCEPTED_THEN_EDITED),
+    ({"conditions": [{"type": "Ready", "status": "True"}]}, Acceptance.ACCEPTED_THEN_EDITED),
+    ({"conditions": [{"type": "Ready", "status": "True", "observedGeneration": "x"}]},
+     Acceptance.ACCEPTED_THEN_EDITED),
+])
+def test_acceptance_read_from_the_status(status: Any, expected: Acceptance) -> None:
+    obj = pool("p", "10.0.0.0/24", generation=3)
+    if status is not None:
+        obj["status"] = status
+    assert acceptance(obj) is expected
 
 
 def test_overlap_with_a_not_ready_pool_does_not_count() -> None:

@@ -827,3 +827,47 @@ def test_wanted_families(families: str, policy: str, wanted: tuple[Family, ...],
                          strict: bool) -> None:
     view = service_view(service("s", families=families, policy=policy))
     assert wanted_families(view) == (wanted, strict)
+
+
+def _accepted(obj: dict[str, Any], observed: int | None = None) -> dict[str, Any]:
+    """The pool with the Ready=True the operator wrote for generation `observed`."""
+    gen = obj["metadata"]["generation"]
+    return {**obj, "status": {"conditions": [{
+        "type": "Ready", "status": "True", "reason": "Accepted", "message": "",
+        "lastTransitionTime": ts(0), "observedGeneration": gen if observed is None
+        else observed}]}}
+
+
+@pytest.mark.parametrize("requested_pool", [None, "new"])
+def test_edit_making_an_older_pool_overlap_takes_nothing_from_the_newer(
+        requested_pool: str | None) -> None:
+    """Pool `old` (created first) is edited to cover `new`'s range while `new`'s Services
+    use it: `old` is the one flagged, `new` keeps its Services and addresses (also those
+    that asked for it by name), and no other Service is given them."""
+    old = _accepted(pool("old", "10.0.0.0/30", created=ts(1), generation=1))
+    new = _accepted(pool("new", "10.0.1.0/30", created=ts(2), generation=1))
+    a = allocator(old, new)
+    users = [service(f"n{i}", pool=requested_pool) for i in range(2)]  # None: by name
+    shown = {}
+    for obj in users:
+        shown[obj["metadata"]["name"]] = ips_of(ensure(a, obj))
+    assert shown == {"n0": ("10.0.1.0",), "n1": ("10.0.1.1",)}
+    mine = ips_of(ensure(a, service("o", pool="old")))
+    edited = pool("old", "10.0.0.0/23", created=ts(1), generation=2)
+    cfg = config(_accepted(edited, observed=1), new)
+    assert set(cfg.pools) == {"new"}
+    assert [(p.name, p.related) for p in cfg.problems] == [("old", "new")]
+    assert a.set_config(cfg) == []  # nobody has to move
+    for obj in users:
+        result = ensure(a, with_ingress(obj, shown[obj["metadata"]["name"]]))
+        assert isinstance(result, Allocated) and not result.changed
+        assert result.pools == ("new",)
+    assert ips_of(ensure(a, with_ingress(service("o", pool="old"), mine))) == mine
+    assert a.pool_of(IP.parse("10.0.1.0")) == "new"
+    # New Services get new's free addresses, never its used ones, and nothing from old.
+    assert ips_of(ensure(a, service("x"))) == ("10.0.1.2",)
+    assert ips_of(ensure(a, service("y"))) == ("10.0.1.3",)
+    assert outcome(ensure(a, service("z"))) == FailureReason.POOL_EXHAUSTED
+    assert outcome(ensure(a, service("w", ips="10.0.1.0"))) == FailureReason.REQUESTED_IP_IN_USE
+    assert outcome(ensure(a, service("v", pool="old"))) == \
+        FailureReason.REQUESTED_POOL_NOT_READY

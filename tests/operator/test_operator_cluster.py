@@ -454,3 +454,58 @@ def test_service_no_longer_load_balancer_loses_address_and_annotation(
     env.service("next")
     assert env.wait_ingress("next") == ["198.18.32.0"]
     assert pool_annotation("was-lb") is None and env.ingress("was-lb") == []
+
+
+def test_edit_making_an_older_pool_overlap_a_newer_one_flags_the_edited_pool(
+        env: OperatorEnv) -> None:
+    env.pool("older", "198.18.33.0/31")
+    env.start()
+    env.wait_condition("ipaddresspools", "older", "True")
+    env.pool("newer", "198.18.34.0/30")
+    env.wait_condition("ipaddresspools", "newer", "True")
+    env.service("o1", annotations={"metallb.io/address-pool": "older"})
+    env.service("n1", annotations={"metallb.io/address-pool": "newer"})
+    assert env.wait_ingress("o1") == ["198.18.33.0"]
+    assert env.wait_ingress("n1") == ["198.18.34.0"]
+    env.service("n2", annotations={"metallb.io/loadBalancerIPs": "198.18.34.1"})
+    assert env.wait_ingress("n2") == ["198.18.34.1"]
+
+    def pool_annotation(name: str) -> str | None:
+        svc = env.core.read_namespaced_service(name, env.ns)
+        return (svc.metadata.annotations or {}).get("metallb.io/ip-allocated-from-pool")
+
+    wait_for(lambda: pool_annotation("n2") == "newer", what="n2 annotated")
+    # The edit: the older pool now also covers the newer one's range.
+    env.pool("older", "198.18.33.0/31", "198.18.34.0/30")
+    cond = env.wait_condition("ipaddresspools", "older", "False")
+    assert cond["reason"] == "OverlapsPool", cond
+    assert "'newer'" in cond["message"] and "edit" in cond["message"], cond
+    assert cond["observedGeneration"] == 2
+    assert "'newer'" in env.wait_event("older", "OverlapsPool", ns=env.pool_ns,
+                                       kind="IPAddressPool")
+    assert env.condition("ipaddresspools", "newer")["status"] == "True"  # type: ignore[index]
+    # New Services are given the newer pool's free addresses, never its used ones, and
+    # nothing from the flagged pool.
+    env.service("fresh1")
+    env.service("fresh2")
+    fresh = {env.wait_ingress("fresh1")[0], env.wait_ingress("fresh2")[0]}
+    assert fresh == {"198.18.34.2", "198.18.34.3"}
+    env.service("fresh3")
+    assert "no available IPv4 address" in env.wait_event("fresh3", "AllocationFailed")
+    env.service("grab", annotations={"metallb.io/loadBalancerIPs": "198.18.34.0"})
+    assert "in use by" in env.wait_event("grab", "AllocationFailed")
+    # The newer pool's Services kept their addresses and pool; the edited pool's too.
+    assert {n: env.ingress(n) for n in ("n1", "n2", "o1")} == {
+        "n1": ["198.18.34.0"], "n2": ["198.18.34.1"], "o1": ["198.18.33.0"]}
+    assert (pool_annotation("n1"), pool_annotation("n2"), pool_annotation("o1")) == (
+        "newer", "newer", "older")
+    for name in ("n1", "n2", "o1"):
+        assert [r for _t, r, _m in env.events(name) if r == "ClearAssignment"] == [], name
+    # A restarted operator reads the same status and decides the same.
+    env.operator.stop()  # type: ignore[union-attr]
+    env.start()
+    env.service("after-restart")
+    assert "no available IPv4 address" in env.wait_event("after-restart", "AllocationFailed")
+    assert env.condition("ipaddresspools", "older")["reason"] == "OverlapsPool"  # type: ignore[index]
+    assert {n: env.ingress(n) for n in ("n1", "n2", "o1")} == {
+        "n1": ["198.18.34.0"], "n2": ["198.18.34.1"], "o1": ["198.18.33.0"]}
