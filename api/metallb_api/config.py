@@ -46,6 +46,7 @@ class ProblemReason(StrEnum):
     OVERLAPS_ITSELF = "OverlappingAddresses"
     POOL_NOT_FOUND = "PoolNotFound"
     NO_MATCHING_POOLS = "NoMatchingPools"
+    NEVER_MATCHES_NODES = "NodeSelectorsNeverMatch"
 
 
 @dataclass(frozen=True)
@@ -280,10 +281,21 @@ def build_config(
                 "L2Advertisement", name, ProblemReason.NO_MATCHING_POOLS,
                 "spec.ipAddressPoolSelectors: no Ready IPAddressPool matches",
             ))
+        node_selectors = tuple(s.parsed() for s in spec.node_selectors)
+        never = [sel.contradiction() for sel in node_selectors]
+        if node_selectors and all(never):
+            # Valid syntax, but no node can carry labels that match: refused like a
+            # syntax error (not Ready, announces nothing), the reason named.
+            problems.append(Problem(
+                "L2Advertisement", name, ProblemReason.NEVER_MATCHES_NODES,
+                "spec.nodeSelectors: no node can match: " + "; ".join(
+                    f"[{i}]: {why}" for i, why in enumerate(never)),
+            ))
+            continue
         advs[name] = L2AdvConfig(
             name=name,
             pools=frozenset(selected),
-            node_selectors=tuple(s.parsed() for s in spec.node_selectors),
+            node_selectors=node_selectors,
             interfaces=tuple(spec.interfaces),
             generation=int(meta.get("generation") or 0),
         )

@@ -87,6 +87,25 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(r.matches(labels) for r in self.requirements)
 
+    def contradiction(self) -> str | None:
+        """Why no set of labels can match (requirements on one key that exclude each
+        other), or None if some can."""
+        for key in sorted({r.key for r in self.requirements}):
+            on_key = [r for r in self.requirements if r.key == key]
+            ops = {r.operator for r in on_key}
+            if "DoesNotExist" in ops and ops & {"In", "Exists"}:
+                return f"key {key!r} must both exist and not exist"
+            allowed: frozenset[str] | None = None
+            for r in on_key:
+                if r.operator == "In":
+                    allowed = r.values if allowed is None else allowed & r.values
+            if allowed is None:
+                continue
+            excluded = frozenset().union(*(r.values for r in on_key if r.operator == "NotIn"))
+            if not allowed - excluded:
+                return f"no value of key {key!r} satisfies all of its requirements"
+        return None
+
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, where: str = "selector") -> LabelSelector:
         if raw is None:

@@ -332,6 +332,33 @@ def test_l2advertisement_with_a_selector_that_can_never_match_is_not_accepted(
     assert problem.message.startswith(f"spec.{where}[1].{field}"), problem.message
 
 
+NEVER = {"matchLabels": {"zone": "a"}, "matchExpressions": [
+    {"key": "zone", "operator": "NotIn", "values": ["a"]}]}
+
+
+@pytest.mark.parametrize(("selectors", "refused"), [
+    ([NEVER], True),
+    ([NEVER, {"matchExpressions": [{"key": "x", "operator": "Exists"},
+                                   {"key": "x", "operator": "DoesNotExist"}]}], True),
+    ([NEVER, {"matchLabels": {"zone": "b"}}], False),  # the other one can match
+    ([], False),
+])
+def test_l2advertisement_whose_node_selectors_never_match_is_not_accepted(
+        selectors: list[dict[str, Any]], refused: bool) -> None:
+    cfg = build_config(POOLS, [l2adv("l", node_selectors=selectors)])
+    assert ("l" not in cfg.l2advertisements) is refused
+    problems = cfg.problems_for("L2Advertisement", "l")
+    if not refused:
+        assert problems == []
+        return
+    [problem] = problems
+    assert problem.reason is P.NEVER_MATCHES_NODES
+    assert problem.message.startswith(
+        "spec.nodeSelectors: no node can match: [0]: no value of key 'zone' satisfies all "
+        "of its requirements"), problem.message
+    assert cfg.advertised_pools() == frozenset()
+
+
 @pytest.mark.parametrize("where", ["namespace_selectors", "service_selectors"])
 def test_pool_with_an_invalid_service_allocation_selector_is_not_ready_but_holds(
         where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metallb_api.selectors import (
+    OPERATORS,
     LabelSelector,
     Requirement,
     SelectorError,
@@ -227,3 +229,45 @@ def test_crd_patterns_agree_with_the_pure_rules(crd: str) -> None:
         assert crd_accepts_key(key) == (label_key_problem(key) is None), key
     for value in GOOD_VALUES + [v for v, _ in BAD_VALUES]:
         assert bool(value_re.fullmatch(value)) == (label_value_problem(value) is None), value
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    ({"matchLabels": {"zone": "a"}, "matchExpressions": [expr("zone", "DoesNotExist")]},
+     "key 'zone' must both exist and not exist"),
+    ({"matchExpressions": [expr("zone", "Exists"), expr("zone", "DoesNotExist")]},
+     "key 'zone' must both exist and not exist"),
+    ({"matchLabels": {"zone": "a"}, "matchExpressions": [expr("zone", "In", "b", "c")]},
+     "no value of key 'zone' satisfies all of its requirements"),
+    ({"matchExpressions": [expr("zone", "In", "a", "b"), expr("zone", "NotIn", "b", "a")]},
+     "no value of key 'zone' satisfies all of its requirements"),
+    ({"matchLabels": {"zone": "a"}, "matchExpressions": [expr("zone", "NotIn", "a")]},
+     "no value of key 'zone' satisfies all of its requirements"),
+])
+def test_contradictory_requirements_are_named(raw: dict[str, Any], why: str) -> None:
+    assert LabelSelector.parse(raw).contradiction() == why
+
+
+@pytest.mark.parametrize("raw", [
+    {},
+    {"matchLabels": {"zone": "a"}, "matchExpressions": [expr("zone", "In", "a", "b")]},
+    {"matchExpressions": [expr("zone", "In", "a", "b"), expr("zone", "NotIn", "a")]},
+    {"matchExpressions": [expr("zone", "NotIn", "a"), expr("zone", "DoesNotExist")]},
+    {"matchExpressions": [expr("zone", "Exists"), expr("rack", "DoesNotExist")]},
+])
+def test_satisfiable_selectors_have_no_contradiction(raw: dict[str, Any]) -> None:
+    assert LabelSelector.parse(raw).contradiction() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"),
+                          st.sampled_from(OPERATORS),
+                          st.sets(st.sampled_from(["1", "2", "3"]), min_size=1)), max_size=4))
+def test_contradiction_means_no_labels_match(reqs: list[tuple[str, str, set[str]]]) -> None:
+    """Checked against every label set over the keys and values in play."""
+    sel = LabelSelector.parse({"matchExpressions": [
+        expr(k, op, *(sorted(v) if op in ("In", "NotIn") else ())) for k, op, v in reqs]})
+    choices: list[str | None] = [None, "1", "2", "3", "4"]
+    some_match = any(
+        sel.matches({k: v for k, v in zip("ab", values, strict=True) if v is not None})
+        for values in itertools.product(choices, repeat=2))
+    assert (sel.contradiction() is None) == some_match

@@ -150,6 +150,13 @@ INVALID = [
          "consist of alphanumeric characters, '-', '_' or '.', starting and ending with an "
          "alphanumeric character"],
         id="service-selector-value-with-a-space"),
+    pytest.param(
+        ["apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n"
+         "spec: {nodeSelectors: [{matchExpressions: [{key: role, operator: Exists}, "
+         "{key: role, operator: DoesNotExist}]}]}\n"],
+        ["L2Advertisement/l2: NodeSelectorsNeverMatch: spec.nodeSelectors: no node can "
+         "match: [0]: key 'role' must both exist and not exist"],
+        id="node-selector-that-can-never-match"),
 ]
 
 

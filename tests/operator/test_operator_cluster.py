@@ -509,3 +509,25 @@ def test_edit_making_an_older_pool_overlap_a_newer_one_flags_the_edited_pool(
     assert env.condition("ipaddresspools", "older")["reason"] == "OverlapsPool"  # type: ignore[index]
     assert {n: env.ingress(n) for n in ("n1", "n2", "o1")} == {
         "n1": ["198.18.34.0"], "n2": ["198.18.34.1"], "o1": ["198.18.33.0"]}
+
+
+def test_l2advertisement_whose_node_selectors_never_match_is_not_ready(
+        env: OperatorEnv) -> None:
+    """Valid syntax (the API server accepts it), but no node can match: not Ready,
+    with the reason and the selector named."""
+    env.pool("p", "198.18.35.0/30")
+    env.start()
+    env.apply("""
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: never}
+spec:
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/os: linux}
+    matchExpressions: [{key: kubernetes.io/os, operator: NotIn, values: [linux]}]
+""")
+    cond = env.wait_condition("l2advertisements", "never", "False")
+    assert cond["reason"] == "NodeSelectorsNeverMatch", cond
+    assert "[0]: no value of key 'kubernetes.io/os'" in cond["message"], cond
+    adv = env.wait_condition("ipaddresspools", "p", "False", ctype="Advertised")
+    assert adv["reason"] == "NoL2Advertisement"
