@@ -3,7 +3,7 @@ within 500 ms" while tolerating 250 ms stalls of a peer's event loop without eve
 suspicion, and longer ones without moving an address:
 
     suspicion <= suspect_after + probe_timeout + tick  ~= 0.18 + 0.12 + 0.01  (~0.31 s)
-    detection <= suspicion + suspicion_min + dissemination  (~0.41 s) when the node's
+    detection <= suspicion + suspicion_min + dissemination  (~0.46 s) when the node's
               other monitors confirm it (they all watch the same heartbeats, so a dead
               node is confirmed by all of them within a few ms);
               up to suspicion + suspicion_max when its accuser is alone in suspecting it
@@ -31,7 +31,9 @@ class MembershipConfig:
     # declared DEAD after a timeout that shrinks from suspicion_max to suspicion_min as
     # independent accusers (the node's other monitors) confirm it. The suspect refutes
     # with a higher incarnation as soon as it hears of it.
-    suspicion_min: float = 0.10
+    # 0.15: a woken process needs tens of ms to read its backlog and refute (0.10 let
+    # 2 of 10 stalls of 350 ms through in the soak, bench.membership).
+    suspicion_min: float = 0.15
     suspicion_max: float = 1.0
     indirect_probes: int = 2  # helpers asked to ping the suspect (SWIM ping-req)
     fanout: int = 0  # dissemination fan-out; 0 = max(3, ceil(log2 n))
