@@ -190,17 +190,59 @@ class Election:
     def decide_all(self, me: str, services: Mapping[str, ServiceState], inp: Inputs
                    ) -> dict[str, Decision]:
         """One election round: the static filters are evaluated once per distinct
-        (pool, policy, endpoints), not once per Service."""
-        memo: dict[tuple[str | None, bool, bool, frozenset[str]], frozenset[str]] = {}
+        (pool, policy, endpoints), not once per Service; and the verdict (owner, reason,
+        interfaces, candidates) once per distinct (those, ranking): Services that agree
+        on both get the same verdict, and with few nodes most of them do."""
+        memo: dict[StaticKey, frozenset[str]] = {}
+        known = known_pools(inp.config)
+        verdicts: dict[tuple[object, tuple[str, ...]], Decision] = {}
         out = {}
         for key, svc in services.items():
-            k = (svc.pool or ",".join(svc.ips), svc.local, svc.has_endpoints,
-                 svc.endpoint_nodes if svc.local else frozenset())
+            if not svc.ips:
+                out[key] = self.decide(me, svc, inp)
+                continue
+            p = svc.pool
+            k = (p if p and p in known else ",".join(svc.ips), svc.local, svc.has_endpoints,
+                 svc.endpoint_nodes if svc.local else _NONE)  # static_key(), inlined
             static = memo.get(k)
             if static is None:
                 static = memo[k] = self.static_candidates(svc, inp)
-            out[key] = self.decide(me, svc, inp, static)
+            ranking = self._rankings.get((svc.ips[0], static))
+            vk = (k, ranking if ranking is not None else self.ranking(svc.ips[0], static))
+            v = verdicts.get(vk)
+            if v is None:
+                v = verdicts[vk] = self.decide(me, svc, inp, static)
+                out[key] = v
+            else:
+                out[key] = _stamp(v, key, svc.ips)
         return out
+
+
+StaticKey = tuple[str, bool, bool, frozenset[str]]
+_NONE: frozenset[str] = frozenset()
+
+
+def known_pools(config: Config) -> frozenset[str]:
+    return frozenset(config.pools) | frozenset(config.held_ranges)
+
+
+def static_key(svc: ServiceState, known: frozenset[str]) -> StaticKey:
+    """What the static filters read of a Service (`known`: `known_pools`): Services
+    with equal keys have the same static candidates (and the same takeover verdict for
+    a given previous node). A pool name that is not (or no longer) configured says
+    nothing: `pool_of` then goes by the addresses, so the key does too."""
+    p = svc.pool
+    return (p if p and p in known else ",".join(svc.ips), svc.local, svc.has_endpoints,
+            svc.endpoint_nodes if svc.local else _NONE)
+
+
+def _stamp(v: Decision, key: str, ips: tuple[str, ...]) -> Decision:
+    """Verdict `v` for another Service: an equal Decision to the one its constructor
+    would give, for half the cost of a frozen dataclass's __init__ (10,000 of them
+    after every membership change)."""
+    d = object.__new__(Decision)
+    d.__dict__.update(v.__dict__, service=key, ips=ips)
+    return d
 
 
 def pool_of(svc: ServiceState, config: Config) -> str | None:
