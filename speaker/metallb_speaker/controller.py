@@ -1,15 +1,19 @@
 """The speaker's shell on the main asyncio loop: Kubernetes inputs in, announcements
 out. Decisions are `election.Election`'s; membership comes from the gossip thread via
-`on_view` (called thread-safely). Every change to any input re-runs the election for
-all Services (coalesced into one run per loop iteration).
+`on_view` (called thread-safely). A change of membership, Nodes or configuration re-runs
+the election for all Services; a change of Services or their EndpointSlices only for
+those Services (coalesced into one run per loop iteration), so an event costs what it
+touches, not the number of Services.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -34,7 +38,10 @@ from metallb_speaker.election import (
     NodeState,
     Reason,
     ServiceState,
+    StaticKey,
     Takeover,
+    known_pools,
+    static_key,
 )
 from metallb_speaker.membership import Change, View
 from metallb_speaker.metrics import SpeakerMetrics
@@ -43,6 +50,19 @@ from metallb_speaker.settings import SpeakerSettings
 log = logging.getLogger("metallb.speaker")
 SLICE_SERVICE_LABEL = "kubernetes.io/service-name"
 QUIET_RECHECK = 0.5  # how often a quiet takeover re-checks the previous node's data path
+SLOW_RECOMPUTE = 0.1  # a recompute of Kubernetes inputs this slow is logged (seconds)
+# More ownership changes than this in one recompute are logged as one summary line per
+# outcome (each Service's line at debug level): 5,000 lines after a node failure cost
+# more than the election, and say less.
+LOG_EACH = 20
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ip(text: str) -> IP | None:
+    try:
+        return parse_ip(text)
+    except AddressError:
+        return None
 
 
 def l2status_name(node: str, service_key: str) -> str:
@@ -78,6 +98,30 @@ def slice_endpoints(obj: Mapping[str, Any]) -> tuple[frozenset[str], bool]:
     return frozenset(nodes), serving
 
 
+class _StatusQueue:
+    """ServiceL2Status writes to make: Service -> present. A Service queued again
+    before its write is taken keeps its place and only its latest wish (a failover of
+    thousands of Services queues each once, cheaply)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, bool] = {}
+        self._ready = asyncio.Event()
+
+    def put_nowait(self, item: tuple[str, bool]) -> None:
+        self._pending[item[0]] = item[1]
+        self._ready.set()
+
+    async def get(self) -> tuple[str, bool]:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        key = next(iter(self._pending))
+        return key, self._pending.pop(key)
+
+    def qsize(self) -> int:
+        return len(self._pending)
+
+
 class SpeakerController:
     def __init__(self, settings: SpeakerSettings, client: KubeClient, recorder: EventRecorder,
                  metrics: SpeakerMetrics, announcer: Announcer) -> None:
@@ -99,11 +143,20 @@ class SpeakerController:
         self.config: Config = build_config([], [])
         self.view = View(frozenset(), frozenset(), -1, joined=False)
         self.decisions: dict[str, Decision] = {}
+        # What the next recompute must re-decide: Services whose inputs changed, or
+        # everything (membership, Nodes, configuration).
+        self._dirty: set[str] = set()
+        self._full = True
+        # The addresses we announce (what the announcer was last given), and how many
+        # of our owned Services hold each one (a shared address may have several).
+        self._owned: dict[IP, tuple[str, ...]] = {}
+        self._holders: dict[IP, int] = {}
+        self._counts: Counter[Reason] = Counter()  # decisions by reason
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._informers: list[Informer] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._status_q: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self._status_q = _StatusQueue()
         self.synced = asyncio.Event()
         self.last_recompute_at = 0.0
         self._seen_owned: set[str] = set()  # addresses any node announced before
@@ -140,12 +193,15 @@ class SpeakerController:
         for inf in self._informers:
             self._tasks.append(spawn(f"informer-{inf.name}", inf.run))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
+        self.metrics.status_pending.set_function(self._status_q.qsize)
+        self.metrics.node = self.s.node_name
+        self.metrics.announced_source = self._announced
         self._tasks.append(spawn("l2status-writer", self._status_writer))
         self._tasks.append(spawn("quiet-takeovers", self._watch_quiet))
         await self._clean_stale_statuses()
         self.synced.set()
         self.metrics.synced.set(1)
-        self._schedule()
+        self._schedule(full=True)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -180,7 +236,8 @@ class SpeakerController:
                     inf.restart()
         self.metrics.members.labels("alive").set(len(view.alive))
         self.metrics.members.labels("ready").set(len(view.ready))
-        self._recompute()  # failover path: no coalescing delay
+        self._full = True
+        self._recompute("membership")  # failover path: no coalescing delay
 
     # -- watch events ---------------------------------------------------------------
     def _node_event(self, kind: str, obj: Mapping[str, Any]) -> None:
@@ -189,21 +246,23 @@ class SpeakerController:
             self.nodes.pop(name, None)
         else:
             self.nodes[name] = node_state(obj)
-        self._schedule()
+        self._schedule(full=True)
 
     def _service_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         key = object_key(obj)
         if kind == "DELETED":
             if self.services.pop(key, None) is not None:
-                self._schedule()
+                self._schedule(key)
             return
         view = service_view(obj)
         if not view.is_load_balancer or view.load_balancer_class != self.s.load_balancer_class \
                 or not view.ingress:
             if self.services.pop(key, None) is not None:
-                self._schedule()
+                self._schedule(key)
             return
         old = self.services.get(key)
+        for text in view.ingress:
+            _ip(text)  # parsed here once, not on the failover path
         local = view.external_traffic_policy == "Local"
         nodes, serving = self._endpoints_of(key)
         state = ServiceState(key, view.ingress, view.annotations.get(ALLOCATED_FROM_POOL),
@@ -211,7 +270,7 @@ class SpeakerController:
         self._svc_refs[key] = ObjectRef("v1", "Service", view.namespace, view.name, view.uid)
         if state != old:
             self.services[key] = state
-            self._schedule()
+            self._schedule(key)
 
     def _endpoints_of(self, svc_key: str) -> tuple[frozenset[str], bool]:
         nodes: set[str] = set()
@@ -246,7 +305,7 @@ class SpeakerController:
             if (nodes, serving) != (state.endpoint_nodes, state.has_endpoints):
                 self.services[svc_key] = ServiceState(state.key, state.ips, state.pool,
                                                       state.local, nodes, serving)
-                self._schedule()
+                self._schedule(svc_key)
 
     def _l2status_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         if kind != "DELETED":
@@ -277,15 +336,32 @@ class SpeakerController:
                     (obj.get("metadata") or {}).get("labels"):
                 return  # a status-only update
         self.config = build_config(self._pools.values(), self._advs.values())
-        self._schedule()
+        self._schedule(full=True)
 
     # -- election -----------------------------------------------------------------
-    def _schedule(self) -> None:
+    def _schedule(self, service: str | None = None, full: bool = False) -> None:
+        """Re-decide `service` (or everything) soon: once per loop iteration."""
+        if full:
+            self._full = True
+        elif service is not None:
+            self._dirty.add(service)
         if not self._scheduled and self._loop is not None and self.synced.is_set():
             self._scheduled = True
             self._loop.call_soon(self._recompute)
 
-    def _recompute(self) -> None:
+    def _recompute(self, trigger: str = "inputs") -> None:
+        """Re-run the election; timed (`metallb_speaker_recompute_seconds`), and logged
+        (`recomputed`) after a membership change or when slow."""
+        started = time.perf_counter()
+        self._recompute_now()
+        took = time.perf_counter() - started
+        self.metrics.recompute.labels(trigger).observe(took)
+        if trigger == "membership" or took >= SLOW_RECOMPUTE:
+            log.info("recomputed", extra={"event": "recomputed", "reason": trigger,
+                                          "seconds": round(took, 5),
+                                          "count": len(self.services)})
+
+    def _recompute_now(self) -> None:
         self._scheduled = False
         if not self.synced.is_set():
             return
@@ -294,33 +370,65 @@ class SpeakerController:
         me = self.s.node_name
         if not self.view.joined:
             self.announcer.set_owned({})
+            self._owned, self._holders = {}, {}
+            self._full = True  # joining decides everything again
             return
         inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
                      self.s.honor_exclude_label)
-        decisions = self.election.decide_all(me, self.services, inp)
-        owned: dict[IP, tuple[str, ...]] = {}
+        old_decisions: Mapping[str, Decision]
+        if self._full or self._reassert:
+            self._full = False
+            self._dirty.clear()
+            decisions = self.election.decide_all(me, self.services, inp)
+            old_decisions = self.decisions
+            gone = [k for k in old_decisions if k not in decisions]
+            self.decisions = decisions
+        else:  # only Services whose inputs changed: no work for the others
+            dirty, self._dirty = self._dirty, set()
+            decisions = self.election.decide_all(
+                me, {k: self.services[k] for k in dirty if k in self.services}, inp)
+            old_decisions = {k: self.decisions[k] for k in dirty if k in self.decisions}
+            gone = [k for k in old_decisions if k not in decisions]
+            self.decisions.update(decisions)
+            for key in gone:
+                del self.decisions[key]
+        takeovers: dict[tuple[str | None, StaticKey], Takeover] = {}
+        known = known_pools(self.config)
+        modes: Counter[Takeover] = Counter()
         probe: set[IP] = set()
         quiet: set[IP] = set()
         departed = frozenset(self._departed)
+        changes: list[tuple[str, Decision | None, Decision | None, Takeover | None]] = []
+        owned_changed = False
         for key, d in decisions.items():
-            old = self.decisions.get(key)
+            old = old_decisions.get(key)
+            if old is not None and old.owner == d.owner and old.reason is d.reason \
+                    and old.ips == d.ips and old.interfaces == d.interfaces:
+                continue  # the common case after a membership change: nothing to do
             mode: Takeover | None = None
             if d.reason is Reason.OWNER and (old is None or old.reason is not Reason.OWNER):
-                mode = self.election.takeover(me, old.owner if old else None,
-                                              self.services[key], inp, departed)
+                svc = self.services[key]
+                # The verdict depends on the previous node and the static filters only
+                tk = (old.owner if old else None, static_key(svc, known))
+                mode = takeovers.get(tk)
+                if mode is None:
+                    mode = takeovers[tk] = self.election.takeover(me, tk[0], svc, inp,
+                                                                  departed)
                 if mode is Takeover.QUIET and not self.datapath.enabled:
                     mode = Takeover.FAILED  # no way to tell it still forwards: be loud
-                self.metrics.takeovers.labels(str(mode)).inc()
+                modes[mode] += 1
+            owned_changed |= self._release(key, old)
             for text in d.ips if d.owner else ():
                 first_time = text not in self._seen_owned
                 self._seen_owned.add(text)
                 if d.reason is not Reason.OWNER:
                     continue
-                try:
-                    ip = parse_ip(text)
-                except AddressError:
+                ip = _ip(text)
+                if ip is None:
                     continue
-                owned[ip] = d.interfaces
+                self._holders[ip] = self._holders.get(ip, 0) + 1
+                self._owned[ip] = d.interfaces
+                owned_changed = True
                 if first_time:
                     # Nobody announced it before (a new allocation, or a cold start):
                     # probe for a foreign user first. Failovers skip this: no delay.
@@ -328,19 +436,22 @@ class SpeakerController:
                 elif mode is Takeover.QUIET and old and old.owner:
                     quiet.add(ip)
                     self._quiet[ip] = old.owner
-            if mode is not None and mode is not Takeover.FIRST:
-                log.info("takeover", extra={"event": "takeover", "service": key,
-                                            "reason": str(mode), "node": old.owner if old
-                                            else "", "ip": ",".join(d.ips)})
+            if old is None or old.reason != d.reason or old.owner != d.owner:
+                changes.append((key, old, d, mode))
+        for key in gone:
+            old = old_decisions[key]
+            owned_changed |= self._release(key, old)
+            changes.append((key, old, None, None))
         # A quiet takeover ends when the address is gone. When the node still carrying
         # its clients is declared dead, check its data path at once: a speaker that
         # was starved or restarting is declared dead too, while its node forwards.
         for ip, node in list(self._quiet.items()):
-            if ip not in owned:
+            if ip not in self._owned:
                 del self._quiet[ip]
             elif node not in inp.live and node not in departed:
                 self._quiet_check.set()
-        self.announcer.set_owned(owned, frozenset(probe), frozenset(quiet))
+        if owned_changed or probe or quiet:
+            self.announcer.set_owned(self._owned, frozenset(probe), frozenset(quiet))
         if quiet:
             self._quiet_check.set()  # check that node's data path now, not in a second
         if self._reassert:
@@ -350,28 +461,68 @@ class SpeakerController:
             for key, d in decisions.items():
                 if d.reason is Reason.OWNER:
                     self._status_q.put_nowait((key, True))
-        counts = Counter(d.reason for d in decisions.values())
-        for reason in Reason:
-            self.metrics.decisions.labels(str(reason)).set(counts.get(reason, 0))
-        for key, d in decisions.items():
-            old = self.decisions.get(key)
-            if old is None or old.reason != d.reason or old.owner != d.owner:
-                self._changed(key, old, d)
-        for key in set(self.decisions) - set(decisions):
-            self._changed(key, self.decisions[key], None)
-        self.decisions = decisions
+        for mode, count in modes.items():
+            self.metrics.takeovers.labels(str(mode)).inc(count)
+        if changes:
+            for _, old, new, _ in changes:
+                if old is not None:
+                    self._counts[old.reason] -= 1
+                if new is not None:
+                    self._counts[new.reason] += 1
+            for reason in Reason:
+                self.metrics.decisions.labels(str(reason)).set(self._counts[reason])
+            self._log_changes(changes)
+        for key, old, new, _ in changes:
+            self._changed(key, old, new)
+
+    def _release(self, key: str, old: Decision | None) -> bool:
+        """`key` no longer holds the addresses of its previous decision (unless
+        another Service holding one still owns it). True if an owned address went."""
+        if old is None or old.reason is not Reason.OWNER:
+            return False
+        went = False
+        for text in old.ips:
+            ip = _ip(text)
+            if ip is None or ip not in self._holders:
+                continue
+            if self._holders[ip] > 1:
+                self._holders[ip] -= 1
+            else:
+                del self._holders[ip]
+                self._owned.pop(ip, None)
+                went = True
+        return went
+
+    def _log_changes(self, changes: list[tuple[str, Decision | None, Decision | None,
+                                               Takeover | None]]) -> None:
+        each = len(changes) <= LOG_EACH
+        if not each and not log.isEnabledFor(logging.DEBUG):
+            summary: Counter[tuple[str, str, str]] = Counter()
+            for _, old, new, mode in changes:
+                if new is not None:
+                    summary[("election", str(new.reason), new.owner or "")] += 1
+                if mode is not None and mode is not Takeover.FIRST:
+                    summary[("takeover", str(mode), old.owner if old and old.owner else "")] \
+                        += 1
+            for (event, reason, node), count in sorted(summary.items()):
+                log.info(f"{event}s", extra={"event": f"{event}s", "reason": reason,
+                                             "node": node, "count": count})
+            return
+        emit = log.info if each else log.debug
+        for key, old, new, mode in changes:
+            if mode is not None and mode is not Takeover.FIRST and new is not None:
+                emit("takeover", extra={"event": "takeover", "service": key,
+                                        "reason": str(mode), "node": old.owner if old
+                                        and old.owner else "", "ip": ",".join(new.ips)})
+            if new is not None:
+                emit("election", extra={"event": "election", "service": key,
+                                        "reason": str(new.reason), "node": new.owner or "",
+                                        "ip": ",".join(new.ips)})
 
     def _changed(self, key: str, old: Decision | None, new: Decision | None) -> None:
         was_owner = old is not None and old.reason is Reason.OWNER
         is_owner = new is not None and new.reason is Reason.OWNER
-        if new is not None:
-            log.info("election", extra={"event": "election", "service": key,
-                                        "reason": str(new.reason), "node": new.owner or "",
-                                        "ip": ",".join(new.ips)})
         if is_owner and not was_owner:
-            assert new is not None
-            for ip in new.ips:
-                self.metrics.announced.labels(key, "layer2", self.s.node_name, ip).set(1)
             ref = self._svc_refs.get(key)
             if ref is not None:
                 self.recorder.normal(ref, "nodeAssigned",
@@ -379,11 +530,12 @@ class SpeakerController:
                                      f'protocol "layer2"')
             self._status_q.put_nowait((key, True))
         elif was_owner and not is_owner:
-            assert old is not None
-            for ip in old.ips:
-                with contextlib.suppress(KeyError):
-                    self.metrics.announced.remove(key, "layer2", self.s.node_name, ip)
             self._status_q.put_nowait((key, False))
+
+    def _announced(self) -> list[tuple[str, str]]:
+        """(Service, address) this node announces, for `metallb_speaker_announced`."""
+        return [(key, ip) for key, d in self.decisions.items() if d.reason is Reason.OWNER
+                for ip in d.ips]
 
     # -- quiet takeovers ------------------------------------------------------------
     async def _watch_quiet(self) -> None:

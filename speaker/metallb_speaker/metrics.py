@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -17,8 +17,11 @@ class SpeakerMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.announced = Gauge("metallb_speaker_announced", "Service addresses announced",
-                               ["service", "protocol", "node", "ip"], registry=r)
+        # (service, ip) announced by this node: read from the controller's decisions at
+        # scrape time, so a failover of thousands of addresses updates no metric.
+        self.announced_source: Callable[[], Iterable[tuple[str, str]]] = tuple
+        self.node = ""
+        r.register(_Announced(self))
         self.decisions = Gauge("metallb_speaker_election_decisions",
                                "Services by this node's election outcome", ["reason"],
                                registry=r)
@@ -34,6 +37,25 @@ class SpeakerMetrics:
         self.quiet_ended = Counter("metallb_speaker_quiet_takeovers_announced",
                                    "Quietly taken-over addresses announced because the "
                                    "previous node stopped forwarding", registry=r)
+        self.recompute = Histogram("metallb_speaker_recompute_seconds",
+                                   "Time to recompute ownership (election, data plane "
+                                   "hand-off, status and metric updates)", ["trigger"],
+                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                            0.25, 0.5, 1.0, 2.5), registry=r)
+        self.status_pending = Gauge("metallb_speaker_l2status_pending",
+                                    "ServiceL2Status writes waiting to be sent", registry=r)
+
+
+class _Announced(Collector):
+    def __init__(self, metrics: SpeakerMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Any]:
+        fam = GaugeMetricFamily("metallb_speaker_announced", "Service addresses announced",
+                                labels=["service", "protocol", "node", "ip"])
+        for service, ip in self._m.announced_source():
+            fam.add_metric([service, "layer2", self._m.node, ip], 1.0)
+        yield fam
 
 
 class DataPlaneCollector(Collector):
@@ -105,11 +127,12 @@ class GossipCollector(Collector):
                                 "Worst lateness of the gossip loop", value=self._c.loop_lag_max)
         if self._p is not None:
             for name, doc in (
-                ("probes_started", "Suspects probed (direct + indirect)"),
-                ("declared_dead", "Members this node declared dead"),
+                ("probes_started", "Silent members probed (direct + indirect)"),
+                ("suspected", "Members this node accused after a failed probe"),
+                ("declared_dead", "Members this node declared dead (suspicion timed out)"),
                 ("convictions_suppressed", "Verdicts held back because this node itself "
                  "looked unhealthy (late loop, no helper answered)"),
-                ("refutations", "Times this node refuted being declared dead"),
+                ("refutations", "Times this node refuted a suspicion or being declared dead"),
             ):
                 yield CounterMetricFamily(f"metallb_speaker_{name}", doc,
                                           value=getattr(self._p, name))
