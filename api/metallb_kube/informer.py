@@ -55,19 +55,14 @@ class Informer:
         self.restarts = 0
 
     async def _list(self) -> None:
-        items, rv = await self._client.list_all(self._path, page=self._page,
-                                                selector=self._selector)
-        fresh = {object_key(o) for o in items}
-        if not self.synced.is_set():
-            if self._on_list is not None:
-                self._on_list(items)
-            else:
-                for obj in items:
-                    self._on_event("ADDED", obj)
+        if self._on_list is not None and not self.synced.is_set():
+            items, rv = await self._client.list_all(self._path, page=self._page,
+                                                    selector=self._selector)
+            fresh = {object_key(o) for o in items}
+            self._on_list(items)
         else:
-            self.relists += 1
-            for obj in items:
-                self._on_event("MODIFIED", obj)
+            fresh, rv = await self._list_pages()
+        if self._keys:  # a relist (or a first list that failed half-way before)
             for gone in self._keys - fresh:
                 ns, _, name = gone.rpartition("/")
                 meta = {"name": name, **({"namespace": ns} if ns else {})}
@@ -75,6 +70,33 @@ class Informer:
         self._keys = fresh
         self._rv = rv
         self.synced.set()
+
+    async def _list_pages(self) -> tuple[set[str], str]:
+        """Hand each page's objects over as it arrives: a page at a time is alive, not
+        the whole list (10,000 Services at once cost the speaker ~70 MB of RSS that
+        stayed, the parsed objects interleaved with the ones it keeps)."""
+        first = not self.synced.is_set()
+        if not first:
+            self.relists += 1
+        fresh: set[str] = set()
+        cont = ""
+        try:
+            while True:
+                params = {"limit": str(self._page), **(self._selector or {})}
+                if cont:
+                    params["continue"] = cont
+                doc = await self._client.request("GET", self._path, params=params,
+                                                 timeout=120)
+                for obj in doc.get("items") or []:
+                    fresh.add(object_key(obj))
+                    self._on_event("ADDED" if first else "MODIFIED", obj)
+                meta = doc.get("metadata") or {}
+                cont = meta.get("continue") or ""
+                if not cont:
+                    return fresh, str(meta.get("resourceVersion", ""))
+        except BaseException:
+            self._keys |= fresh  # handed over already: the next list removes the gone
+            raise
 
     def restart(self) -> None:
         """Drop the current watch and resume from the last resourceVersion. For when
