@@ -172,7 +172,10 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        read: bool = True,
     ) -> Any:
+        """The response's JSON; None when `read` is False (a write whose answer the
+        caller does not need: its body is not parsed)."""
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         try:
             async with self._sess().request(
@@ -191,16 +194,17 @@ class KubeClient:
             except (ValueError, AttributeError):
                 reason, message = "", raw[:500].decode(errors="replace")
             raise ApiError(status, reason, message)
-        return json.loads(raw) if raw else None
+        return json.loads(raw) if raw and read else None
 
     async def get(self, path: str) -> Any:
         return await self.request("GET", path)
 
-    async def create(self, path: str, body: Mapping[str, Any]) -> Any:
-        return await self.request("POST", path, body=body)
+    async def create(self, path: str, body: Mapping[str, Any], read: bool = True) -> Any:
+        return await self.request("POST", path, body=body, read=read)
 
-    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> Any:
-        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+    async def merge_patch(self, path: str, body: Mapping[str, Any], read: bool = True) -> Any:
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH,
+                                  read=read)
 
     async def delete(self, path: str) -> Any:
         return await self.request("DELETE", path)

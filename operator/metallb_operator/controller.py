@@ -186,6 +186,8 @@ class Controller:
 
     # -- watch events (called by the kopf handlers) -------------------------------
     def on_service_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        if kind != "DELETED" and self._seen(obj):
+            return
         view = service_view(obj)
         key = view.key
         if kind == "DELETED":
@@ -204,6 +206,18 @@ class Controller:
             del self._superseded[key]
         self.services[key] = view
         self.queue.add(key)
+
+    def _seen(self, obj: Mapping[str, Any]) -> bool:
+        """A version we hold already (the echo of our own write, whose response we
+        keep) or one our writes replaced: nothing to parse, nothing to do."""
+        meta = obj.get("metadata") or {}
+        rv = str(meta.get("resourceVersion", ""))
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        current = self.services.get(key)
+        if rv and current is not None and current.resource_version == rv:
+            self._superseded.pop(key, None)  # watch events come in order: none older
+            return True
+        return rv in self._superseded.get(key, ())
 
     def on_pool_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
         if _ns(obj) != self.settings.namespace:
