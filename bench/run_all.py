@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.allocator", "bench.operator_scale", "bench.membership", "bench.failover",
+BENCHES = ["bench.allocator", "bench.operator_scale", "bench.speaker_scale",
+           "bench.membership", "bench.failover", "bench.failover_many",
            "bench.failover_nodes", "bench.cluster_nodes", "bench.arp"]
 
 
