@@ -59,6 +59,7 @@ BATCH = 512
 _GONE = {errno.ENETDOWN, errno.ENXIO, errno.ENODEV, errno.EBADF}
 SO_RCVBUFFORCE = 33
 RCVBUF = 4 << 20
+BULK_ROUNDS = 50  # this many gratuitous rounds at once are logged
 
 
 def scan_interfaces(root: Path = SYS_NET) -> list[IfaceInfo]:
@@ -111,7 +112,7 @@ class Counters:
 
 
 class DataPlane(threading.Thread):
-    def __init__(self, node: str, metrics: object = None, *, exclude: Iterable[str] = (),
+    def __init__(self, node: str, *, exclude: Iterable[str] = (),
                  conflict_mode: str = "defend",
                  on_conflict: Callable[[ConflictEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -374,6 +375,7 @@ class DataPlane(threading.Thread):
 
     def _timers(self, now: float) -> None:
         changed = False
+        rounds = 0
         for (ip, name), st in list(self._owned.items()):
             iface = self._ifaces.get(name)
             if iface is None:
@@ -396,6 +398,11 @@ class DataPlane(threading.Thread):
                     self._send(iface, unsolicited_na(iface.mac, packed))
                 g = self.counters.gratuitous
                 g[packed] = g.get(packed, 0) + 1
+                rounds += 1
+        if rounds >= BULK_ROUNDS:  # a takeover of many addresses: how long it took to send
+            log.info("gratuitous announcements sent", extra={
+                "event": "gratuitous", "count": rounds,
+                "seconds": round(self.clock() - now, 5)})
         for ev in self._conflicts.expire(now):
             self._report(ev)
             changed = True
