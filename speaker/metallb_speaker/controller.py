@@ -151,7 +151,10 @@ class SpeakerController:
         # of our owned Services hold each one (a shared address may have several).
         self._owned: dict[IP, tuple[str, ...]] = {}
         self._holders: dict[IP, int] = {}
+        self._rebuild_owned = False
         self._counts: Counter[Reason] = Counter()  # decisions by reason
+        self._assigned_message = f'announcing from node "{settings.node_name}" with ' \
+                                 f'protocol "layer2"'
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._informers: list[Informer] = []
@@ -372,6 +375,7 @@ class SpeakerController:
             self.announcer.set_owned({})
             self._owned, self._holders = {}, {}
             self._full = True  # joining decides everything again
+            self._rebuild_owned = True  # and announces what is still ours
             return
         inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
                      self.s.honor_exclude_label)
@@ -442,6 +446,15 @@ class SpeakerController:
             old = old_decisions[key]
             owned_changed |= self._release(key, old)
             changes.append((key, old, None, None))
+        if self._rebuild_owned:  # back from not being joined: what is ours, again
+            self._rebuild_owned = False
+            self._owned, self._holders = {}, {}
+            for d in self.decisions.values():
+                if d.reason is Reason.OWNER:
+                    for ip in filter(None, map(_ip, d.ips)):
+                        self._holders[ip] = self._holders.get(ip, 0) + 1
+                        self._owned[ip] = d.interfaces
+            owned_changed = True
         # A quiet takeover ends when the address is gone. When the node still carrying
         # its clients is declared dead, check its data path at once: a speaker that
         # was starved or restarting is declared dead too, while its node forwards.
@@ -497,16 +510,18 @@ class SpeakerController:
                                                Takeover | None]]) -> None:
         each = len(changes) <= LOG_EACH
         if not each and not log.isEnabledFor(logging.DEBUG):
-            summary: Counter[tuple[str, str, str]] = Counter()
-            for _, old, new, mode in changes:
-                if new is not None:
-                    summary[("election", str(new.reason), new.owner or "")] += 1
-                if mode is not None and mode is not Takeover.FIRST:
-                    summary[("takeover", str(mode), old.owner if old and old.owner else "")] \
-                        += 1
-            for (event, reason, node), count in sorted(summary.items()):
-                log.info(f"{event}s", extra={"event": f"{event}s", "reason": reason,
-                                             "node": node, "count": count})
+            elections = Counter((new.reason, new.owner) for _, _, new, _ in changes
+                                if new is not None)
+            takeovers = Counter((mode, old.owner if old else None)
+                                for _, old, _, mode in changes
+                                if mode is not None and mode is not Takeover.FIRST)
+            summary = sorted([("elections", str(r), n or "", c)
+                              for (r, n), c in elections.items()]
+                             + [("takeovers", str(m), n or "", c)
+                                for (m, n), c in takeovers.items()])
+            for event, reason, node, count in summary:
+                log.info(event, extra={"event": event, "reason": reason, "node": node,
+                                       "count": count})
             return
         emit = log.info if each else log.debug
         for key, old, new, mode in changes:
@@ -525,9 +540,7 @@ class SpeakerController:
         if is_owner and not was_owner:
             ref = self._svc_refs.get(key)
             if ref is not None:
-                self.recorder.normal(ref, "nodeAssigned",
-                                     f'announcing from node "{self.s.node_name}" with '
-                                     f'protocol "layer2"')
+                self.recorder.normal(ref, "nodeAssigned", self._assigned_message)
             self._status_q.put_nowait((key, True))
         elif was_owner and not is_owner:
             self._status_q.put_nowait((key, False))

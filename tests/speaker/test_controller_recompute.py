@@ -204,6 +204,23 @@ def test_a_shared_address_stays_owned_while_one_holder_owns_it(ctl: SpeakerContr
     assert parse_ip(ip) not in announcer.owned
 
 
+def test_back_from_not_joined_announces_what_is_still_ours(ctl: SpeakerController
+                                                            ) -> None:
+    for i in range(12):
+        ctl._service_event("ADDED", svc(f"s{i}", f"198.18.9.{i + 1}"))
+        ctl._slice_event("ADDED", eps(f"s{i}", NODES))
+    settle(ctl)
+    announcer = ctl.announcer
+    assert isinstance(announcer, Announcer)
+    mine = dict(announcer.owned)
+    assert mine
+    view = ctl.view
+    ctl._apply_view(View(view.alive, view.ready, view.version + 1, joined=False), [])
+    assert announcer.owned == {}
+    ctl._apply_view(View(view.alive, view.ready, view.version + 2, joined=True), [])
+    assert announcer.owned == mine
+
+
 def test_nothing_changed_nothing_sent(ctl: SpeakerController) -> None:
     ctl._service_event("ADDED", svc("s", "198.18.6.1"))
     ctl._slice_event("ADDED", eps("s", NODES))
