@@ -8,7 +8,6 @@ optimistic concurrency (409 on a stale write), which callers retry.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -259,14 +258,3 @@ class KubeClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ApiError(0, "Unreachable", f"watch {path}: {exc!r}") from exc
 
-
-async def retry_conflicts(attempts: int, fn: Any) -> Any:
-    """Run `fn()` (a coroutine factory) again on 409 Conflict, up to `attempts` times."""
-    for attempt in range(attempts):
-        try:
-            return await fn()
-        except ApiError as exc:
-            if not exc.conflict or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0)
-    return None

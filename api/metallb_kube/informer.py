@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
@@ -38,8 +38,10 @@ def object_key(obj: Mapping[str, Any]) -> str:
 class Informer:
     def __init__(self, client: KubeClient, path: str, *, on_event: OnEvent,
                  on_list: OnList | None = None, name: str = "", page: int = 500,
-                 watch_timeout: int = 300, label_selector: str | None = None) -> None:
+                 watch_timeout: int = 300, label_selector: str | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._client = client
+        self._sleep = sleep
         self._path = path
         self._on_event = on_event
         self._on_list = on_list
@@ -50,7 +52,6 @@ class Informer:
         self._keys: set[str] = set()
         self._rv = ""
         self.synced = asyncio.Event()
-        self.relists = 0
         self._watching: asyncio.Task[None] | None = None
         self.restarts = 0
 
@@ -76,8 +77,6 @@ class Informer:
         the whole list (10,000 Services at once cost the speaker ~70 MB of RSS that
         stayed, the parsed objects interleaved with the ones it keeps)."""
         first = not self.synced.is_set()
-        if not first:
-            self.relists += 1
         fresh: set[str] = set()
         cont = ""
         try:
@@ -152,8 +151,8 @@ class Informer:
                 # Before the first list succeeded there is nothing to resume from; 429 is
                 # "storage (re)initializing" right after a CRD is created.
                 need_list = need_list or exc.status >= 500 or exc.status in (401, 403, 429)
-                await asyncio.sleep(backoff.next() * (1 + random.random() / 2))
+                await self._sleep(backoff.next() * (1 + random.random() / 2))
             except (TimeoutError, OSError, ValueError) as exc:
                 log.warning("watch interrupted", extra={"event": "watchError",
                                                         "reason": self.name, "error": str(exc)})
-                await asyncio.sleep(backoff.next() * (1 + random.random() / 2))
+                await self._sleep(backoff.next() * (1 + random.random() / 2))

@@ -26,10 +26,6 @@ class OperatorSettings:
     api_concurrency: int = 32  # > workers: Events and status writes always get a slot
     status_flush_interval: float = 0.5
     log_level: str = "info"
-    webhook_port: int | None = None
-    webhook_host: str = "0.0.0.0"
-    webhook_cert: str | None = None
-    webhook_key: str | None = None
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -53,10 +49,6 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
     p.add_argument("--identity", default=_env("IDENTITY") or d.identity)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
-    p.add_argument("--webhook-port", type=int,
-                   default=int(_env("WEBHOOK_PORT") or 0) or None)
-    p.add_argument("--webhook-cert", default=_env("WEBHOOK_CERT"))
-    p.add_argument("--webhook-key", default=_env("WEBHOOK_KEY"))
     a = p.parse_args(argv)
     return OperatorSettings(
         namespace=a.namespace,
@@ -70,7 +62,4 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         identity=a.identity,
         workers=a.workers,
         log_level=a.log_level,
-        webhook_port=a.webhook_port,
-        webhook_cert=a.webhook_cert,
-        webhook_key=a.webhook_key,
     )

@@ -4,15 +4,19 @@ once, and events arriving while it is processed coalesce into one more pass."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
+
+Later = Callable[[float, Callable[[str], None], str], Any]
 
 
 class WorkQueue:
-    def __init__(self) -> None:
+    def __init__(self, call_later: Later | None = None) -> None:
+        # `call_later(delay, fn, key)`: the running loop's unless given (tests).
+        self._call_later = call_later
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def __len__(self) -> int:
         return len(self._dirty) + len(self._processing)
@@ -21,12 +25,12 @@ class WorkQueue:
         if key in self._dirty:
             return
         self._dirty.add(key)
-        self._idle.clear()
         if key not in self._processing:
             self._ready.put_nowait(key)
 
     def add_after(self, key: str, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        later = self._call_later or asyncio.get_running_loop().call_later
+        later(delay, self.add, key)
 
     async def get(self) -> str:
         key = await self._ready.get()
@@ -38,8 +42,3 @@ class WorkQueue:
         self._processing.discard(key)
         if key in self._dirty:
             self._ready.put_nowait(key)
-        elif not self._dirty and not self._processing:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()

@@ -4,7 +4,6 @@ by its own pool namespace and its own loadBalancerClass."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -116,9 +115,6 @@ class OperatorEnv:
             return c if c and c["status"] == status else None
 
         return wait_for(reached, timeout=timeout, what=f"{ctype}={status} on {kind_plural}/{name}")
-
-    def settle(self, seconds: float = 0.5) -> None:
-        time.sleep(seconds)
 
 
 @pytest.fixture

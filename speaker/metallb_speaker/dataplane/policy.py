@@ -24,7 +24,6 @@ class Skip(StrEnum):
     EXCLUDED_NAME = "excludedName"
     LOOPBACK = "loopback"
     NO_MAC = "noMac"
-    NOT_SELECTED = "notSelected"
 
 
 @dataclass(frozen=True)
