@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -29,7 +30,8 @@ from metallb_lab.operator import OperatorProcess
 
 CHART = REPO_ROOT / "charts" / "metallb-py"
 CRD_DIR = REPO_ROOT / "crds"
-KUBE_VERSION = "1.36.0"  # offline `helm template` assumes v1.20, below kubeVersion
+CRD_SUBCHART = CHART / "charts" / "crds"
+KUBE_VERSION = "1.36.0"
 RELEASE = "metallb-py"
 FULLNAME = "metallb-py"  # release name contains the chart name
 OPERATOR = f"{FULLNAME}-operator"
@@ -62,14 +64,19 @@ def helm(env: dict[str, str], *args: str, kubeconfig: Path | None = None,
     return proc
 
 
-def render(env: dict[str, str], *args: str, namespace: str = "metallb-system",
-           include_crds: bool = False) -> list[dict[str, Any]]:
-    cmd = ["template", RELEASE, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
-           *args]
-    if include_crds:
-        cmd.append("--include-crds")
-    out = helm(env, *cmd).stdout
+def render(env: dict[str, str], *args: str, namespace: str = "metallb-system"
+           ) -> list[dict[str, Any]]:
+    """`helm template`, without --kube-version (the chart must render offline)."""
+    out = helm(env, "template", RELEASE, str(CHART), "-n", namespace, *args).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def render_fails(env: dict[str, str], *args: str) -> str:
+    """`helm template` that must fail: its error output."""
+    proc = helm(env, "template", RELEASE, str(CHART), "-n", "metallb-system", *args,
+                check=False)
+    assert proc.returncode != 0, f"rendered, but should have failed: {args}"
+    return proc.stderr
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -148,6 +155,8 @@ def test_helm_lint_strict(helm_env: dict[str, str]) -> None:
     helm(helm_env, "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART))
     helm(helm_env, "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART),
          "--set", "speaker.enabled=false", "--set", "lbClass=example.com/l2")
+    helm(helm_env, "lint", "--strict", str(CHART),
+         "-f", str(Path(__file__).parent / "fixtures" / "metallb-values-l2.yaml"))
 
 
 @pytest.mark.unit
@@ -167,13 +176,29 @@ def test_template_renders_every_object(helm_env: dict[str, str]) -> None:
         ("RoleBinding", SPEAKER),
         ("Secret", MEMBERLIST),
         ("Service", f"{OPERATOR}-metrics"),
+        ("Service", f"{SPEAKER}-metrics"),
         ("ServiceAccount", OPERATOR),
         ("ServiceAccount", SPEAKER),
+        *(("CustomResourceDefinition", name) for name in CRD_NAMES),
     ])
     for d in docs:
+        if d["kind"] == "CustomResourceDefinition":
+            continue
         if not d["kind"].startswith("Cluster"):
             assert d["metadata"]["namespace"] == "metallb-system", d["metadata"]
         assert d["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    # Only what is asked for: no Prometheus Operator objects, no NetworkPolicies.
+    assert not [d for d in render(helm_env, "--set", "crds.enabled=false")
+                if d["kind"] == "CustomResourceDefinition"]
+
+
+@pytest.mark.unit
+def test_template_needs_no_kube_version_but_refuses_old_clusters(
+        helm_env: dict[str, str]) -> None:
+    assert by_kind(render(helm_env), "Deployment")
+    assert by_kind(render(helm_env, "--kube-version", KUBE_VERSION), "Deployment")
+    err = render_fails(helm_env, "--kube-version", "1.29.4")
+    assert "needs Kubernetes >= 1.30" in err and "v1.29.4" in err
 
 
 @pytest.mark.unit
@@ -234,9 +259,15 @@ def test_speaker_daemonset_contract(helm_env: dict[str, str]) -> None:
     assert terms["nodeSelectorTerms"] == [{"matchExpressions": [{
         "key": "node.kubernetes.io/exclude-from-external-load-balancers",
         "operator": "DoesNotExist"}]}]
+    assert "--ignore-exclude-lb" not in c["args"]
     off = by_kind(render(helm_env, "--set", "speaker.excludeFromExternalLoadBalancersLabel=false"),
                   "DaemonSet")[SPEAKER]
     assert "affinity" not in off["spec"]["template"]["spec"]
+    assert "--ignore-exclude-lb" in container(off)["args"], "the speaker itself ignores it too"
+    # Pod Security: seccomp RuntimeDefault for the Pod, capabilities only in the container.
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 @pytest.mark.unit
@@ -261,9 +292,7 @@ def test_values_switches(helm_env: dict[str, str]) -> None:
     external = render(helm_env, "--set", "speaker.memberlist.create=false")
     assert not by_kind(external, "Secret")
 
-    bad = helm(helm_env, "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
-               "--set", "operator.replicaz=2", check=False)
-    assert bad.returncode != 0 and "replicaz" in bad.stderr
+    assert "replicaz" in render_fails(helm_env, "--set", "operator.replicaz=2")
 
 
 @pytest.mark.unit
@@ -309,16 +338,24 @@ def test_rbac_grants_exactly_the_contract(helm_env: dict[str, str]) -> None:
 @pytest.mark.unit
 def test_chart_crds_are_the_crds_directory(helm_env: dict[str, str],
                                            tmp_path: Path) -> None:
-    """One source: charts/metallb-py/crds is a symlink to crds/; helm follows it when
-    rendering and stores the real files when packaging."""
-    link = CHART / "crds"
+    """One source: the `crds` subchart renders crds/ (its files/ is a symlink to it) as
+    templates, so `helm upgrade` upgrades them; kept on uninstall; helm stores the real
+    files when packaging. No chart-level crds/ directory (Helm would install those once
+    and never upgrade them, and they would collide with the templates)."""
+    assert not (CHART / "crds").exists()
+    link = CRD_SUBCHART / "files"
     assert link.is_symlink() and link.resolve() == CRD_DIR.resolve()
     assert not Path(str(link.readlink())).is_absolute(), "must survive a clone elsewhere"
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert {"name": "crds", "version": "0.1.0", "condition": "crds.enabled"} in \
+        chart["dependencies"]
 
     source = {p.name: p.read_bytes() for p in sorted(CRD_DIR.glob("*.yaml"))}
     assert source
-    rendered = [d for d in render(helm_env, include_crds=True)
-                if d["kind"] == "CustomResourceDefinition"]
+    rendered = [d for d in render(helm_env) if d["kind"] == "CustomResourceDefinition"]
+    for crd in rendered:
+        annotations = crd["metadata"].pop("annotations")
+        assert annotations == {"helm.sh/resource-policy": "keep"}
     expected = [yaml.safe_load(body) for body in source.values()]
     assert sorted(rendered, key=lambda d: d["metadata"]["name"]) == \
         sorted(expected, key=lambda d: d["metadata"]["name"])
@@ -327,11 +364,19 @@ def test_chart_crds_are_the_crds_directory(helm_env: dict[str, str],
     with tarfile.open(tmp_path / "metallb-py-0.1.0.tgz") as tar:
         packaged = {}
         for member in tar.getmembers():
-            if member.name.startswith("metallb-py/crds/"):
+            if member.name.startswith("metallb-py/charts/crds/files/"):
                 f = tar.extractfile(member)
                 assert f is not None, f"{member.name} is not a regular file"
                 packaged[member.name.rsplit("/", 1)[1]] = f.read()
     assert packaged == source
+
+
+@pytest.mark.unit
+def test_crd_names_checked_by_lookup_are_the_crds(helm_env: dict[str, str]) -> None:
+    """templates/checks.yaml looks up each CRD by name: the list is crds/'s."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    names = helpers.split('define "metallb-py.crdNames" -}}', 1)[1].split("{{-", 1)[0]
+    assert tuple(sorted(names.split())) == CRD_NAMES
 
 
 # -- cluster tier: install / upgrade / uninstall -----------------------------------------
@@ -382,6 +427,7 @@ def release_objects(rel: Release) -> list[tuple[str, ...]]:
         ("role", OPERATOR, *ns), ("role", SPEAKER, *ns),
         ("rolebinding", OPERATOR, *ns), ("rolebinding", SPEAKER, *ns),
         ("secret", MEMBERLIST, *ns), ("service", f"{OPERATOR}-metrics", *ns),
+        ("service", f"{SPEAKER}-metrics", *ns),
         ("clusterrole", f"{FULLNAME}:{rel.namespace}:operator"),
         ("clusterrole", f"{FULLNAME}:{rel.namespace}:speaker"),
         ("clusterrolebinding", f"{FULLNAME}:{rel.namespace}:operator"),
@@ -398,6 +444,10 @@ def test_install_creates_crds_and_every_object(cp: ControlPlane, release: Releas
     for source in (yaml.safe_load(p.read_text()) for p in CRD_DIR.glob("*.yaml")):
         crd = get_json(cp, "crd", source["metadata"]["name"])
         assert crd["spec"]["versions"] == source["spec"]["versions"]
+        # Release objects (templates of the crds subchart), kept on uninstall.
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["meta.helm.sh/release-name"] == release.name
+        assert annotations["helm.sh/resource-policy"] == "keep"
     for args in release_objects(release):
         obj = get_json(cp, *args)
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", args
@@ -425,7 +475,15 @@ def test_upgrade_keeps_memberlist_secret(cp: ControlPlane, release: Release,
 @pytest.mark.cluster
 def test_uninstall_removes_the_release_objects(cp: ControlPlane,
                                                helm_env: dict[str, str]) -> None:
-    rel = install(cp, helm_env, "other", create_namespace(cp, "mlb"))
+    ns = create_namespace(cp, "mlb")
+    # The CRDs are cluster-wide and belong to the first release: a second one that would
+    # install them too is refused, naming the owner.
+    refused = helm(helm_env, "install", "other", str(CHART), "-n", ns,
+                   kubeconfig=cp.kubeconfig, check=False)
+    assert refused.returncode != 0
+    assert "belongs to Helm release metallb-py in namespace metallb-system" in refused.stderr
+    assert "crds.enabled=false" in refused.stderr
+    rel = install(cp, helm_env, "other", ns, "--set", "crds.enabled=false")
     other = "other-metallb-py"
     objects = [(kind, name.replace(FULLNAME, other, 1), *rest)
                for kind, name, *rest in release_objects(rel)]
@@ -443,6 +501,87 @@ def test_uninstall_removes_the_release_objects(cp: ControlPlane,
     # Helm never deletes CRDs (they may hold other releases' data).
     for name in CRD_NAMES:
         get_json(cp, "crd", name)
+
+
+@pytest.mark.cluster
+def test_upgrade_upgrades_the_crds(cp: ControlPlane, release: Release,
+                                   helm_env: dict[str, str], tmp_path: Path) -> None:
+    """An older chart whose CRD lacks a printer column, then this one: `helm upgrade`
+    changes the live CRD both ways (a chart-level crds/ directory never would)."""
+    older = tmp_path / "metallb-py"
+    shutil.copytree(CHART, older, symlinks=False)  # the symlinked CRDs become copies
+    name = "ipaddresspools.metallb.io"
+    path = older / "charts" / "crds" / "files" / "metallb.io_ipaddresspools.yaml"
+    crd = yaml.safe_load(path.read_text())
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    dropped = columns.pop()["name"]
+    path.write_text(yaml.safe_dump(crd))
+
+    def live_columns() -> list[str]:
+        got = get_json(cp, "crd", name)["spec"]["versions"][0]
+        return [c["name"] for c in got.get("additionalPrinterColumns", [])]
+
+    assert dropped in live_columns()
+    helm(helm_env, "upgrade", release.name, str(older), "-n", release.namespace,
+         kubeconfig=cp.kubeconfig)
+    assert dropped not in live_columns()
+    helm(helm_env, "upgrade", release.name, str(CHART), "-n", release.namespace,
+         kubeconfig=cp.kubeconfig)
+    assert dropped in live_columns()
+
+
+@pytest.mark.cluster
+def test_metallb_crds_are_detected_and_explained(cp: ControlPlane, release: Release,
+                                                 helm_env: dict[str, str]) -> None:
+    """A metallb.io CRD without metallb-py's label (as MetalLB installs it): install and
+    upgrade stop with an explanation instead of running under a schema that would prune
+    metallb-py's status. (`lookup` sees the cluster on install, upgrade and
+    --dry-run=server, never under `helm template`.)"""
+    name = "l2advertisements.metallb.io"
+    cp.kubectl("label", "crd", name, "app.kubernetes.io/part-of-")
+    try:
+        for args in (("upgrade", release.name, str(CHART), "-n", release.namespace),
+                     ("install", "newcomer", str(CHART), "-n", release.namespace,
+                      "--set", "crds.enabled=false", "--dry-run=server")):
+            out = helm(helm_env, *args, kubeconfig=cp.kubeconfig, check=False)
+            assert out.returncode != 0, args
+            assert f"CustomResourceDefinition {name} exists and is not metallb-py's" in \
+                out.stderr, out.stderr
+            assert "kubectl apply --server-side --force-conflicts -f crds/" in out.stderr
+        assert by_kind(render(helm_env), "CustomResourceDefinition"), \
+            "helm template looks nothing up"
+    finally:
+        cp.kubectl("label", "crd", name, "app.kubernetes.io/part-of=metallb-py")
+    helm(helm_env, "upgrade", release.name, str(CHART), "-n", release.namespace,
+         kubeconfig=cp.kubeconfig)
+
+
+@pytest.mark.cluster
+def test_metallb_values_file_installs(cp: ControlPlane, release: Release,
+                                      helm_env: dict[str, str]) -> None:
+    """MetalLB's own values file, unchanged, installed into the real API server (which
+    validates and stores every object; no kubelet runs the Pods here). The namespace
+    gets the README's Pod Security label first; NOTES gives that exact command."""
+    values = Path(__file__).parent / "fixtures" / "metallb-values-l2.yaml"
+    ns = create_namespace(cp, "mlbvals")
+    cp.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
+    out = helm(helm_env, "install", "metallb", str(CHART), "-n", ns, "-f", str(values),
+               "--set", "crds.enabled=false", kubeconfig=cp.kubeconfig)
+    assert "STATUS: deployed" in out.stdout
+    assert (f"kubectl label namespace {ns} pod-security.kubernetes.io/enforce=privileged"
+            in out.stdout)
+    assert "frr-k8s: metallb-py is layer 2 only" in out.stdout, "ignored keys are listed"
+    try:
+        ds = get_json(cp, "daemonset", "metallb-metallb-py-speaker", "-n", ns)
+        c = container(ds)
+        assert c["startupProbe"]["httpGet"]["path"] == "/livez"
+        assert ds["spec"]["template"]["spec"]["securityContext"]["seccompProfile"] == \
+            {"type": "RuntimeDefault"}
+        dep = get_json(cp, "deployment", "metallb-metallb-py-operator", "-n", ns)
+        assert dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 65534
+        get_json(cp, "service", "metallb-metallb-py-speaker-metrics", "-n", ns)
+    finally:
+        helm(helm_env, "uninstall", "metallb", "-n", ns, kubeconfig=cp.kubeconfig)
 
 
 # -- cluster tier: the RBAC proof --------------------------------------------------------

@@ -44,10 +44,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "metallb-py.operator.serviceAccountName" -}}
-{{- if .Values.operator.serviceAccount.create -}}
-{{- default (include "metallb-py.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- $sa := (include "metallb-py.operatorValues" . | fromYaml).serviceAccount -}}
+{{- if $sa.create -}}
+{{- default (include "metallb-py.operator.fullname" .) $sa.name -}}
 {{- else -}}
-{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- default "default" $sa.name -}}
 {{- end -}}
 {{- end -}}
 
@@ -60,7 +61,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "metallb-py.memberlistSecretName" -}}
-{{- default (printf "%s-memberlist" (include "metallb-py.fullname" .)) .Values.speaker.memberlist.secretName | trunc 253 -}}
+{{- /* speaker.secretName: MetalLB's name for it */ -}}
+{{- .Values.speaker.memberlist.secretName | default .Values.speaker.secretName | default (printf "%s-memberlist" (include "metallb-py.fullname" .)) | trunc 253 -}}
 {{- end -}}
 
 {{/*
@@ -77,12 +79,12 @@ the same release name in two namespaces does not collide.
 
 {{/*
 Speaker affinity: the user's affinity, plus (when excludeFromExternalLoadBalancersLabel
-is on) "label node.kubernetes.io/exclude-from-external-load-balancers does not exist"
+is on and MetalLB's speaker.ignoreExcludeLB is not) "label node.kubernetes.io/exclude-from-external-load-balancers does not exist"
 added to every required node-selector term (terms are ORed, so each needs it).
 */}}
 {{- define "metallb-py.speaker.affinity" -}}
 {{- $affinity := deepCopy (default dict .Values.speaker.affinity) -}}
-{{- if .Values.speaker.excludeFromExternalLoadBalancersLabel -}}
+{{- if not (include "metallb-py.speaker.ignoreExcludeLB" .) -}}
 {{- $expr := dict "key" "node.kubernetes.io/exclude-from-external-load-balancers" "operator" "DoesNotExist" -}}
 {{- $nodeAffinity := default dict $affinity.nodeAffinity -}}
 {{- $required := default dict (get $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution") -}}
@@ -101,4 +103,9 @@ added to every required node-selector term (terms are ORed, so each needs it).
 {{- if $affinity -}}
 {{- toYaml $affinity -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The CRDs of charts/crds (the repository's crds/ directory), by name. */}}
+{{- define "metallb-py.crdNames" -}}
+ipaddresspools.metallb.io l2advertisements.metallb.io servicel2statuses.metallb.io
 {{- end -}}

@@ -1,0 +1,200 @@
+{{/*
+MetalLB's chart layout, read next to this chart's own. Every MetalLB key either maps to
+what metallb-py does, is accepted and ignored because it only concerns MetalLB's BGP /
+FRR / webhook parts (listed by "metallb-py.ignoredKeys", shown in NOTES), or fails the
+install with a message naming the key ("metallb-py.validate").
+*/}}
+
+{{/* A log level, MetalLB's names included, as our components' --log-level takes it. */}}
+{{- define "metallb-py.mapLogLevel" -}}
+{{- $map := dict "all" "debug" "debug" "debug" "info" "info" "warn" "warning" "warning" "warning" "error" "error" "none" "critical" -}}
+{{- $level := toString . -}}
+{{- if not (hasKey $map $level) -}}
+{{- fail (printf "log level %q: use one of all, debug, info, warn, warning, error, none" $level) -}}
+{{- end -}}
+{{- get $map $level -}}
+{{- end -}}
+
+{{/* --log-level of a component: (dict "root" $ "values" <controller or speaker values>) */}}
+{{- define "metallb-py.componentLogLevel" -}}
+{{- $level := .root.Values.logLevel -}}
+{{- with .values.logLevel }}{{ $level = . }}{{ end -}}
+{{- include "metallb-py.mapLogLevel" $level -}}
+{{- end -}}
+
+{{/* MetalLB's own image repositories count as "not set": they hold Go binaries. */}}
+{{- define "metallb-py.metallbImages" -}}
+quay.io/metallb/controller quay.io/metallb/speaker
+{{- end -}}
+
+{{/* image of a component: (dict "root" $ "image" <controller.image or speaker.image>) */}}
+{{- define "metallb-py.componentImage" -}}
+{{- $root := .root -}}
+{{- $img := .image | default dict -}}
+{{- $repo := $root.Values.image.repository -}}
+{{- $tag := $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{- if and $img.repository (not (has $img.repository (splitList " " (include "metallb-py.metallbImages" $root)))) -}}
+{{- $repo = $img.repository -}}
+{{- $tag = $img.tag | default $tag -}}
+{{- else if $img.tag -}}
+{{- $tag = $img.tag -}}
+{{- end -}}
+{{- printf "%s:%s" $repo (toString $tag) -}}
+{{- end -}}
+
+{{- define "metallb-py.componentPullPolicy" -}}
+{{- $img := .image | default dict -}}
+{{- $img.pullPolicy | default .root.Values.image.pullPolicy -}}
+{{- end -}}
+
+{{/*
+The operator's values: `operator.*`, with MetalLB's `controller.*` keys merged over them
+(a key set under controller wins; empty ones change nothing). Returned as YAML.
+*/}}
+{{- define "metallb-py.operatorValues" -}}
+{{- $c := .Values.controller | default dict -}}
+{{- $picked := pick $c "strategy" "serviceAccount" "securityContext" "resources" "nodeSelector" "tolerations" "priorityClassName" "runtimeClassName" "affinity" "podAnnotations" "labels" "livenessProbe" "readinessProbe" "startupProbe" "extraContainers" -}}
+{{- $op := mergeOverwrite (deepCopy .Values.operator) (deepCopy $picked) -}}
+{{- $_ := set $op "enabled" (ne (toString (get $c "enabled")) "false") -}}
+{{- toYaml $op -}}
+{{- end -}}
+
+{{- define "metallb-py.lbClass" -}}
+{{- $ours := .Values.lbClass | default "" -}}
+{{- $theirs := .Values.loadBalancerClass | default "" -}}
+{{- if and $ours $theirs (ne $ours $theirs) -}}
+{{- fail (printf "lbClass=%q and loadBalancerClass=%q differ: loadBalancerClass is MetalLB's name for lbClass; set only one" $ours $theirs) -}}
+{{- end -}}
+{{- $ours | default $theirs -}}
+{{- end -}}
+
+{{/* The speaker starts with --ignore-exclude-lb (and runs on labelled nodes). */}}
+{{- define "metallb-py.speaker.ignoreExcludeLB" -}}
+{{- if or .Values.speaker.ignoreExcludeLB (not .Values.speaker.excludeFromExternalLoadBalancersLabel) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+An HTTP probe on the metrics port: (dict "probe" <values> "path" "/livez" "key" "speaker.livenessProbe" "port" 7473)
+MetalLB's probes name a separate health port (17472 by default); metallb-py answers
+/livez and /readyz on its metrics port, so `port` is accepted only as that port or
+MetalLB's default.
+*/}}
+{{- define "metallb-py.probe" -}}
+{{- $p := .probe -}}
+{{- if and (hasKey $p "port") (not (kindIs "invalid" $p.port)) -}}
+{{- $port := toString $p.port -}}
+{{- if not (has $port (list "17472" "metrics" (toString .port))) -}}
+{{- fail (printf "%s.port=%s: metallb-py answers /livez and /readyz on the metrics port (%d); remove the key or set it to that port" .key $port (int .port)) -}}
+{{- end -}}
+{{- end -}}
+httpGet:
+  path: {{ .path }}
+  port: metrics
+{{- range $k := list "initialDelaySeconds" "periodSeconds" "timeoutSeconds" "successThreshold" "failureThreshold" }}
+{{- if and (hasKey $p $k) (not (kindIs "invalid" (get $p $k))) }}
+{{ $k }}: {{ get $p $k }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Tolerations of the speaker: MetalLB's tolerateMaster pair, then `tolerations`. */}}
+{{- define "metallb-py.speaker.tolerations" -}}
+{{- $t := list -}}
+{{- if .Values.speaker.tolerateMaster -}}
+{{- $t = append $t (dict "key" "node-role.kubernetes.io/control-plane" "operator" "Exists" "effect" "NoSchedule") -}}
+{{- $t = append $t (dict "key" "node-role.kubernetes.io/master" "operator" "Exists" "effect" "NoSchedule") -}}
+{{- end -}}
+{{- range .Values.speaker.tolerations -}}
+{{- if not (has . $t) -}}
+{{- $t = append $t . -}}
+{{- end -}}
+{{- end -}}
+{{- if $t -}}
+{{- toYaml $t -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+MetalLB keys accepted and ignored (no effect here): one "key: why" line each, for NOTES.
+*/}}
+{{- define "metallb-py.ignoredKeys" -}}
+{{- $v := .Values -}}
+{{- $c := $v.controller | default dict -}}
+{{- if $c.webhookMode }}
+controller.webhookMode: no admission webhook; the CRD schema and CEL rules validate, conditions and Events report the rest
+{{- end }}
+{{- if (($v.crds | default dict).validationFailurePolicy) }}
+crds.validationFailurePolicy: no admission webhook
+{{- end }}
+{{- if (($v.frrk8s | default dict).enabled) }}
+frrk8s.enabled: metallb-py is layer 2 only (no BGP, no frr-k8s)
+{{- end }}
+{{- if hasKey $v "frr-k8s" }}
+frr-k8s: metallb-py is layer 2 only (no frr-k8s subchart)
+{{- end }}
+{{- if (($v.prometheus | default dict).prometheusRule | default dict).bgpSessionDown }}
+prometheus.prometheusRule.bgpSessionDown: no BGP sessions
+{{- end }}
+{{- range $k := list "podMonitor" "serviceMonitor" }}
+{{- $m := (get ($v.prometheus | default dict) $k) | default dict }}
+{{- if or $m.tlsConfig ($m.speaker | default dict).tlsConfig ($m.controller | default dict).tlsConfig }}
+prometheus.{{ $k }}.tlsConfig: metrics are plain HTTP
+{{- end }}
+{{- end }}
+{{- with $v.speaker.memberlist }}
+{{- if .mlSecretKeyPath }}
+speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret through the API
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Fail, naming the key, on MetalLB settings metallb-py cannot honour. */}}
+{{- define "metallb-py.validate" -}}
+{{- $v := .Values -}}
+{{- $c := $v.controller | default dict -}}
+{{- $s := $v.speaker -}}
+{{- $_ := include "metallb-py.lbClass" . -}}
+{{- range $comp, $vals := dict "controller" $c "speaker" $s -}}
+{{- if $vals.command -}}
+{{- fail (printf "%s.command=%v: metallb-py's image runs its own commands (metallb-operator, metallb-speaker); MetalLB's binaries are not in it. Remove the key." $comp $vals.command) -}}
+{{- end -}}
+{{- end -}}
+{{- range $k, $val := ($v.tls | default dict) -}}
+{{- if $val -}}
+{{- fail (printf "tls.%s: metallb-py serves metrics over plain HTTP (operator.metrics.port, speaker.metrics.port); TLS for metrics is not supported. Remove the key." $k) -}}
+{{- end -}}
+{{- end -}}
+{{- $prom := $v.prometheus | default dict -}}
+{{- if and (hasKey $prom "metricsPort") (not (kindIs "invalid" $prom.metricsPort)) (ne (int $prom.metricsPort) 9120) -}}
+{{- fail (printf "prometheus.metricsPort=%v: metallb-py's metrics are plain HTTP on operator.metrics.port (7472) and speaker.metrics.port (7473); set those instead." $prom.metricsPort) -}}
+{{- end -}}
+{{- if and $prom.serviceMonitor.enabled $prom.podMonitor.enabled -}}
+{{- fail "prometheus.serviceMonitor.enabled and prometheus.podMonitor.enabled cannot both be set (as in MetalLB's chart)" -}}
+{{- end -}}
+{{- if and $prom.serviceMonitor.enabled (not $v.operator.metrics.service.enabled) -}}
+{{- fail "prometheus.serviceMonitor.enabled needs operator.metrics.service.enabled (the ServiceMonitor selects the metrics Services)" -}}
+{{- end -}}
+{{- if and $prom.serviceMonitor.enabled $s.enabled (not $s.metrics.service.enabled) -}}
+{{- fail "prometheus.serviceMonitor.enabled needs speaker.metrics.service.enabled (the ServiceMonitor selects the metrics Services)" -}}
+{{- end -}}
+{{- if (($s.frr | default dict).enabled) -}}
+{{- fail "speaker.frr.enabled: metallb-py is layer 2 only (no BGP, no FRR container). Remove the key or set it to false." -}}
+{{- end -}}
+{{- if (($v.frrk8s | default dict).external) -}}
+{{- fail "frrk8s.external: metallb-py is layer 2 only (no BGP, no frr-k8s). Remove the key or set it to false." -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $s.bgpDebounceTimeout) -}}
+{{- fail "speaker.bgpDebounceTimeout: metallb-py is layer 2 only (no BGP). Remove the key." -}}
+{{- end -}}
+{{- if $s.wanConfig -}}
+{{- fail "speaker.wanConfig: the speakers' gossip has no WAN profile (its timings are tuned for one L2 segment). Remove the key." -}}
+{{- end -}}
+{{- if eq (toString ($s.memberlist | default dict).enabled) "false" -}}
+{{- fail "speaker.memberlist.enabled=false: metallb-py's speakers always gossip with each other to elect the announcing node (there is no Kubernetes-only mode). Remove the key." -}}
+{{- end -}}
+{{- if eq (toString ($s.excludeInterfaces | default dict).enabled) "false" -}}
+{{- fail "speaker.excludeInterfaces.enabled=false: the speaker always skips docker*, veth*, cali*, kube-ipvs*, lxc*, cni*, flannel*, vxlan*, tunl* and lo (built in, no switch). Remove the key." -}}
+{{- end -}}
+{{- end -}}
