@@ -72,7 +72,10 @@ def make_announcer(s: SpeakerSettings) -> Announcer:
 
 async def run(s: SpeakerSettings) -> int:
     conn = await Connection.load(s.kubeconfig)
-    client = KubeClient(conn, limit=8, user_agent=f"metallb-py-speaker/{s.node_name}")
+    # 7 watches (6 informers, discovery) hold a connection each for their whole life:
+    # with 8, status writes, Events and Lease renewals shared one and timed out waiting
+    # for it after a takeover of thousands of Services.
+    client = KubeClient(conn, limit=16, user_agent=f"metallb-py-speaker/{s.node_name}")
     metrics = SpeakerMetrics()
     # Ready = synced with the API and joined to the other speakers: a DaemonSet rollout
     # moves to the next node only then, so two nodes are never rejoining at once.

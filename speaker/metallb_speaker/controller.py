@@ -223,7 +223,7 @@ class SpeakerController:
         loop.call_soon_threadsafe(self._apply_view, view, changes)
 
     def _apply_view(self, view: View, changes: list[Change]) -> None:
-        self.view = view
+        old, self.view = self.view, view
         for c in changes:
             self.metrics.member_changes.labels(c.reason).inc()
             if c.reason == "left":
@@ -239,6 +239,9 @@ class SpeakerController:
                     inf.restart()
         self.metrics.members.labels("alive").set(len(view.alive))
         self.metrics.members.labels("ready").set(len(view.ready))
+        if (view.alive, view.ready, view.joined) == (old.alive, old.ready, old.joined) \
+                and not self._reassert:
+            return  # e.g. a member suspected or cleared: the election's inputs are the same
         self._full = True
         self._recompute("membership")  # failover path: no coalescing delay
 
@@ -355,10 +358,11 @@ class SpeakerController:
     def _recompute(self, trigger: str = "inputs") -> None:
         """Re-run the election; timed (`metallb_speaker_recompute_seconds`), and logged
         (`recomputed`) after a membership change or when slow."""
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         self._recompute_now()
         took = time.perf_counter() - started
         self.metrics.recompute.labels(trigger).observe(took)
+        self.metrics.recompute_cpu.labels(trigger).observe(time.thread_time() - cpu)
         if trigger == "membership" or took >= SLOW_RECOMPUTE:
             log.info("recomputed", extra={"event": "recomputed", "reason": trigger,
                                           "seconds": round(took, 5),

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+RECOMPUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
 
 @dataclass
 class SpeakerMetrics:
@@ -40,8 +42,12 @@ class SpeakerMetrics:
         self.recompute = Histogram("metallb_speaker_recompute_seconds",
                                    "Time to recompute ownership (election, data plane "
                                    "hand-off, status and metric updates)", ["trigger"],
-                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                            0.25, 0.5, 1.0, 2.5), registry=r)
+                                   buckets=RECOMPUTE_BUCKETS, registry=r)
+        self.recompute_cpu = Histogram("metallb_speaker_recompute_cpu_seconds",
+                                       "CPU time of the loop's thread in a recompute (the "
+                                       "wall time minus waiting for a CPU or the GIL)",
+                                       ["trigger"], buckets=RECOMPUTE_BUCKETS,
+                                       registry=r)
         self.status_pending = Gauge("metallb_speaker_l2status_pending",
                                     "ServiceL2Status writes waiting to be sent", registry=r)
 

@@ -228,8 +228,15 @@ def test_nothing_changed_nothing_sent(ctl: SpeakerController) -> None:
     announcer = ctl.announcer
     assert isinstance(announcer, Announcer)
     calls = announcer.calls
+    election = ctl.election
+    assert isinstance(election, CountingElection)
+    asked = len(election.asked)
     ctl._slice_event("MODIFIED", eps("s", NODES))  # same endpoints: no recompute at all
-    ctl._apply_view(ctl.view, [])  # same membership: everything re-decided, no change
+    settle(ctl)
+    # the same members (e.g. one suspected, or cleared): no election at all
+    view = ctl.view
+    ctl._apply_view(View(view.alive, view.ready, view.version + 1, joined=True), [])
+    assert len(election.asked) == asked
     assert announcer.calls == calls
 
 
