@@ -30,7 +30,11 @@ from metallb_lab.controlplane import REPO_ROOT
 
 __all__ = ["helm_env"]  # the module-scoped fixture, shared with test_chart
 
-METALLB_VALUES = Path(__file__).parent / "fixtures" / "metallb-values-l2.yaml"
+FIXTURES = Path(__file__).parent / "fixtures"
+METALLB_VALUES = FIXTURES / "metallb-values-l2.yaml"
+# MetalLB's chart values: today's (frr-k8s off) and v0.15.3's as released (FRR mode on,
+# HTTP metrics on 7472, kube-rbac-proxy keys).
+METALLB_FILES = [METALLB_VALUES, FIXTURES / "metallb-values-v0.15.3.yaml"]
 IMAGE = "ghcr.io/metallb-py/metallb-py:0.1.0"
 
 
@@ -52,10 +56,12 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
 
 # -- MetalLB's values file, unchanged ------------------------------------------------------
 @pytest.mark.unit
-def test_metallb_values_file_renders_and_maps(helm_env: dict[str, str]) -> None:
-    values = yaml.safe_load(METALLB_VALUES.read_text())
+@pytest.mark.parametrize("values_file", METALLB_FILES, ids=lambda p: p.name)
+def test_metallb_values_file_renders_and_maps(helm_env: dict[str, str],
+                                              values_file: Path) -> None:
+    values = yaml.safe_load(values_file.read_text())
     assert values["controller"]["image"]["repository"] == "quay.io/metallb/controller"
-    docs = render(helm_env, "-f", str(METALLB_VALUES))
+    docs = render(helm_env, "-f", str(values_file))
     dep, ds = workloads(docs)
     op, sp = container(dep), container(ds)
 
@@ -223,6 +229,12 @@ CASES: list[tuple[str, dict[str, Any], Any]] = [
     ("extraContainers", {"controller": {"extraContainers": [{"name": "side", "image": "busybox"}]}},
      lambda op, sp, docs: [c["name"] for c in pod_spec(op)["containers"]]
      == ["operator", "side"]),
+    # BGP (FRR, frr-k8s) is MetalLB's; here they change nothing and NOTES lists them.
+    ("BGP toggles accepted", {"speaker": {"frr": {"enabled": True}, "bgpDebounceTimeout": 3000},
+                              "frrk8s": {"enabled": True}},
+     lambda op, sp, docs: [c["name"] for c in pod_spec(sp)["containers"]] == ["speaker"]),
+    ("prometheus.metricsPort 7472 (MetalLB v0.15)", {"prometheus": {"metricsPort": 7472}},
+     lambda op, sp, docs: "--metrics-port=7473" in args_of(container(sp))),
     ("scrapeAnnotations", {"prometheus": {"scrapeAnnotations": True}},
      lambda op, sp, docs: sp["spec"]["template"]["metadata"]["annotations"]
      == {"prometheus.io/scrape": "true", "prometheus.io/port": "7473"}),
@@ -263,8 +275,8 @@ def test_our_layout_still_wins_where_metallb_is_silent(helm_env: dict[str, str],
 
 # -- what metallb-py cannot honour: a message naming the key -------------------------------
 REFUSED: list[tuple[dict[str, Any], str]] = [
-    ({"speaker": {"frr": {"enabled": True}}}, "speaker.frr.enabled"),
-    ({"frrk8s": {"external": True}}, "frrk8s.external"),
+    ({"configInline": {"address-pools": []}}, "metallbctl convert"),
+    ({"prometheus": {"speakerMetricsTLSSecret": "certs"}}, "prometheus.speakerMetricsTLSSecret"),
     ({"speaker": {"memberlist": {"enabled": False}}}, "speaker.memberlist.enabled"),
     ({"speaker": {"excludeInterfaces": {"enabled": False}}}, "speaker.excludeInterfaces.enabled"),
     ({"tls": {"speakerMetricsTLSSecret": "certs"}}, "tls.speakerMetricsTLSSecret"),
@@ -272,7 +284,6 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"prometheus": {"metricsPort": 9999}}, "prometheus.metricsPort"),
     ({"controller": {"command": "/controller"}}, "controller.command"),
     ({"speaker": {"command": "/speaker"}}, "speaker.command"),
-    ({"speaker": {"bgpDebounceTimeout": 3000}}, "speaker.bgpDebounceTimeout"),
     ({"speaker": {"wanConfig": True}}, "speaker.wanConfig"),
     ({"speaker": {"livenessProbe": {"enabled": True, "port": 1234}}}, "speaker.livenessProbe.port"),
     ({"controller": {"readinessProbe": {"enabled": True, "port": 1234}}},

@@ -128,8 +128,21 @@ controller.webhookMode: no admission webhook; the CRD schema and CEL rules valid
 {{- if (($v.crds | default dict).validationFailurePolicy) }}
 crds.validationFailurePolicy: no admission webhook
 {{- end }}
-{{- if (($v.frrk8s | default dict).enabled) }}
-frrk8s.enabled: metallb-py is layer 2 only (no BGP, no frr-k8s)
+{{- range $k, $on := dict "frrk8s.enabled" (($v.frrk8s | default dict).enabled) "frrk8s.external" (($v.frrk8s | default dict).external) "speaker.frr.enabled" (($v.speaker.frr | default dict).enabled) "speaker.bgpDebounceTimeout" (not (kindIs "invalid" $v.speaker.bgpDebounceTimeout)) }}
+{{- if $on }}
+{{ $k }}: metallb-py is layer 2 only (no BGP, FRR or frr-k8s; BGP objects have no CRD here)
+{{- end }}
+{{- end }}
+{{- range $k := list "tlsMinVersion" "tlsCipherSuites" }}
+{{- if get $c $k }}
+controller.{{ $k }}: no TLS endpoint (no webhook, metrics over HTTP)
+{{- end }}
+{{- end }}
+{{- if (($v.prometheus | default dict).rbacProxy) }}
+prometheus.rbacProxy: no kube-rbac-proxy (metrics over HTTP)
+{{- end }}
+{{- if not (kindIs "invalid" ($v.prometheus | default dict).secureMetricsPort) }}
+prometheus.secureMetricsPort: metrics over HTTP
 {{- end }}
 {{- if hasKey $v "frr-k8s" }}
 frr-k8s: metallb-py is layer 2 only (no frr-k8s subchart)
@@ -156,6 +169,7 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- $c := $v.controller | default dict -}}
 {{- $s := $v.speaker -}}
 {{- $_ := include "metallb-py.lbClass" . -}}
+{{- $prom0 := $v.prometheus | default dict -}}
 {{- range $comp, $vals := dict "controller" $c "speaker" $s -}}
 {{- if $vals.command -}}
 {{- fail (printf "%s.command=%v: metallb-py's image runs its own commands (metallb-operator, metallb-speaker); MetalLB's binaries are not in it. Remove the key." $comp $vals.command) -}}
@@ -167,8 +181,8 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- end -}}
 {{- end -}}
 {{- $prom := $v.prometheus | default dict -}}
-{{- if and (hasKey $prom "metricsPort") (not (kindIs "invalid" $prom.metricsPort)) (ne (int $prom.metricsPort) 9120) -}}
-{{- fail (printf "prometheus.metricsPort=%v: metallb-py's metrics are plain HTTP on operator.metrics.port (7472) and speaker.metrics.port (7473); set those instead." $prom.metricsPort) -}}
+{{- if and (hasKey $prom "metricsPort") (not (kindIs "invalid" $prom.metricsPort)) (not (has (int $prom.metricsPort) (list 7472 9120))) -}}
+{{- fail (printf "prometheus.metricsPort=%v (MetalLB's defaults 7472 and 9120 are accepted): metallb-py's metrics are plain HTTP on operator.metrics.port (7472) and speaker.metrics.port (7473); set those instead." $prom.metricsPort) -}}
 {{- end -}}
 {{- if and $prom.serviceMonitor.enabled $prom.podMonitor.enabled -}}
 {{- fail "prometheus.serviceMonitor.enabled and prometheus.podMonitor.enabled cannot both be set (as in MetalLB's chart)" -}}
@@ -179,14 +193,13 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- if and $prom.serviceMonitor.enabled $s.enabled (not $s.metrics.service.enabled) -}}
 {{- fail "prometheus.serviceMonitor.enabled needs speaker.metrics.service.enabled (the ServiceMonitor selects the metrics Services)" -}}
 {{- end -}}
-{{- if (($s.frr | default dict).enabled) -}}
-{{- fail "speaker.frr.enabled: metallb-py is layer 2 only (no BGP, no FRR container). Remove the key or set it to false." -}}
+{{- if $v.configInline -}}
+{{- fail "configInline: MetalLB >= 0.13 refuses it too. Convert it to IPAddressPools and L2Advertisements: `metallbctl convert -f configmap.yaml`." -}}
 {{- end -}}
-{{- if (($v.frrk8s | default dict).external) -}}
-{{- fail "frrk8s.external: metallb-py is layer 2 only (no BGP, no frr-k8s). Remove the key or set it to false." -}}
+{{- range $k := list "speakerMetricsTLSSecret" "controllerMetricsTLSSecret" -}}
+{{- if get $prom0 $k -}}
+{{- fail (printf "prometheus.%s: metallb-py serves metrics over plain HTTP; TLS for metrics is not supported. Remove the key." $k) -}}
 {{- end -}}
-{{- if not (kindIs "invalid" $s.bgpDebounceTimeout) -}}
-{{- fail "speaker.bgpDebounceTimeout: metallb-py is layer 2 only (no BGP). Remove the key." -}}
 {{- end -}}
 {{- if $s.wanConfig -}}
 {{- fail "speaker.wanConfig: the speakers' gossip has no WAN profile (its timings are tuned for one L2 segment). Remove the key." -}}
