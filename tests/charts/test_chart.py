@@ -155,8 +155,8 @@ def test_helm_lint_strict(helm_env: dict[str, str]) -> None:
     helm(helm_env, "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART))
     helm(helm_env, "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART),
          "--set", "speaker.enabled=false", "--set", "lbClass=example.com/l2")
-    helm(helm_env, "lint", "--strict", str(CHART),
-         "-f", str(Path(__file__).parent / "fixtures" / "metallb-values-l2.yaml"))
+    for metallb_values in sorted((Path(__file__).parent / "fixtures").glob("metallb-*.yaml")):
+        helm(helm_env, "lint", "--strict", str(CHART), "-f", str(metallb_values))
 
 
 @pytest.mark.unit

@@ -393,3 +393,38 @@ def test_prometheus_rule_is_metallbs_alerts_on_our_series(helm_env: dict[str, st
     (rule,) = by_kind(docs, "PrometheusRule").values()
     names = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
     assert "MetalLBStaleConfig" not in names and "MetalLBBGPSessionDown" not in names
+
+
+# -- what the chart passes, the programs take ----------------------------------------------
+@pytest.mark.unit
+@pytest.mark.parametrize("values", [
+    {},
+    {"loadBalancerClass": "example.com/l2", "controller": {"logLevel": "all"},
+     "speaker": {"logLevel": "none", "ignoreExcludeLB": True,
+                 "memberlist": {"mlBindPort": 7950, "mlBindAddrOverride": "10.1.2.3"}}},
+], ids=["defaults", "every-flag"])
+def test_rendered_args_parse_with_the_components_own_parsers(
+        helm_env: dict[str, str], tmp_path: Path, values: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every flag the chart renders exists in the speaker's and the operator's argparse,
+    means what the chart meant, and the log level is one Python logging knows."""
+    import logging
+
+    from metallb_operator.settings import parse_args as operator_args
+    from metallb_speaker.settings import parse_args as speaker_args
+
+    op, sp = workloads(with_values(helm_env, tmp_path, values, "-f", str(METALLB_VALUES)))
+    monkeypatch.setenv("METALLB_NODE_NAME", "node-a")
+    s = speaker_args(args_of(container(sp)))
+    o = operator_args(args_of(container(op)))
+    for level in (s.log_level, o.log_level):
+        assert isinstance(logging.getLevelName(level.upper()), int), level
+    if values:
+        assert s.load_balancer_class == o.load_balancer_class == "example.com/l2"
+        assert (s.log_level, o.log_level) == ("critical", "debug")
+        assert s.honor_exclude_label is False
+        assert (s.gossip_port, s.bind_address, s.advertise_address) == (7950, "10.1.2.3",
+                                                                          "10.1.2.3")
+    else:
+        assert s.honor_exclude_label is True and s.gossip_port == 7946
+        assert s.metrics_port == 7473 and o.metrics_port == 7472
