@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
@@ -35,8 +35,10 @@ class Discovery:
                  on_peer: Callable[[str, str, frozenset[str]], None],
                  on_gone: Callable[[str], None], renew: float = 30.0,
                  macs: tuple[str, ...] = (),
-                 on_synced: Callable[[], None] = lambda: None) -> None:
+                 on_synced: Callable[[], None] = lambda: None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._client = client
+        self._sleep = sleep
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self._node = node
         self._endpoint = endpoint
@@ -86,10 +88,10 @@ class Discovery:
                 # Others find us only through this Lease: retry soon, not in `renew`.
                 log.warning("lease publish failed", extra={"event": "discoveryError",
                                                            "error": str(exc)})
-                await asyncio.sleep(backoff.next())
+                await self._sleep(backoff.next())
                 continue
             backoff.reset()
-            await asyncio.sleep(self._renew)
+            await self._sleep(self._renew)
 
     async def _notify_synced(self) -> None:
         await self.informer.synced.wait()
