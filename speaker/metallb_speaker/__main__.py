@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -115,6 +116,10 @@ async def run(s: SpeakerSettings) -> int:
         "not joined to the other speakers yet"
     phase[0] = "syncing with the API server (informers)"
     await controller.start()
+    # What the initial sync built (thousands of Services, slices, decisions) lives as
+    # long as we do: out of the collector's full passes, which otherwise walk all of it
+    # in the middle of a failover's recompute (~0.1-0.2 s at 10,000 Services).
+    gc.freeze()
     phase[0] = ""
     gossip.start()
     await loop.run_in_executor(None, gossip.bound.wait, 10)
