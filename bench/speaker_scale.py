@@ -226,10 +226,12 @@ async def measure(cp: ControlPlane, s: Setup, n: int, changes: int, events: int,
                 await wait_until("peer declared failed", lambda n=declared: member_events(
                     a, s.node_b, "declared") > n, 30, a)
                 await asyncio.sleep(1.0)
-                ready = member_events(a, s.node_b, "ready")
+                joined = member_events(a, s.node_b, "joined")
                 peer.start()
-                await wait_until("peer ready again", lambda n=ready: member_events(
-                    a, s.node_b, "ready") > n, 60, a)
+                await wait_until("peer joined again", lambda n=joined: member_events(
+                    a, s.node_b, "joined") > n, 60, a)
+                await wait_until("peer ready again", lambda: a.metric(
+                    "metallb_speaker_members", 'state="ready"') == 2, 60, a, 1.0)
                 await asyncio.sleep(0.5)
                 got = recomputes(a, "membership")[before:]
                 say(f"  #{i + 1}: {len(got)} membership recomputes so far, last "
