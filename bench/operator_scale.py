@@ -12,15 +12,24 @@ Measures (issue 3 goals in brackets):
 4. restart: SIGKILL, start again: time until synced and idle, addresses changed [0];
 5. operator RSS at that size [<= 200 MB].
 
-Run: .venv/bin/python -m bench.operator_scale [--services 10000]
+CPU: the operator's own CPU time (user + system, from /proc) during the start-up sync,
+the allocation phase and the Event backlog, per Service; the plain client's CPU per
+PATCH for comparison (issue 11: roughly halve the operator's).
+
+Run: .venv/bin/python -m bench.operator_scale [--services 10000] [--bulk-only]
+     [--py-spy collapsed.txt]   (samples the operator during the allocation phase;
+                                 needs py-spy, not a dependency of the project)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import rss_mb, summary, write
@@ -32,6 +41,20 @@ from metallb_lab.operator import OperatorProcess
 POOL_NS = "metallb-system"
 APP_NS = "bench"
 CONCURRENCY = 32
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+         "--format", "raw", "--rate", "1000", "--output", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def gather_limited(n: int, fn: Any, limit: int = CONCURRENCY) -> None:
@@ -79,11 +102,12 @@ async def baseline(client: KubeClient, n: int) -> dict[str, float]:
             "metadata": {"annotations": {"metallb.io/ip-allocated-from-pool": None}},
             "status": {"loadBalancer": {"ingress": None}}})
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     await gather_limited(n, assign)
     status_rate = n / (time.perf_counter() - t)
+    cpu_ms = (time.process_time() - cpu) * 1000 / n
     await gather_limited(n, clear)
-    return {"status_patches_per_s": status_rate}
+    return {"status_patches_per_s": status_rate, "client_cpu_ms_per_patch": cpu_ms}
 
 
 class AssignedWatch:
@@ -188,13 +212,14 @@ async def latency(client: KubeClient, samples: int, lb_class: str
             [(seen[n] - acked[n]) * 1000 for n in created])
 
 
-async def amain(n: int, samples: int) -> dict[str, Any]:
+async def amain(n: int, samples: int, bulk_only: bool = False,
+                py_spy: str | None = None, crds: str | None = None) -> dict[str, Any]:
     lb_class = "bench/metallb"
     out: dict[str, Any] = {"services": n, "concurrency": CONCURRENCY}
     cfg = ControlPlaneConfig(extra_apiserver_flags=("--max-requests-inflight=800",
                                                     "--max-mutating-requests-inflight=400"))
     with ControlPlane(cfg) as cp:
-        apply_crds(cp)
+        apply_crds(cp, *([Path(crds)] if crds else []))
         cp.kubectl("create", "ns", POOL_NS)
         cp.kubectl("create", "ns", APP_NS)
         cp.kubectl("apply", "-f", "-", input=f"""
@@ -218,9 +243,16 @@ spec: {{addresses: ["198.18.0.0/16"]}}
             op = OperatorProcess(cp, POOL_NS, lb_class=lb_class, identity="bench-pod-1")
             t0 = time.perf_counter()
             op.start(wait=False)
+            assert op.proc is not None
+            pid = op.proc.pid
             op.wait_synced(timeout=300)
-            t_synced = time.perf_counter()
+            t_synced, cpu_synced = time.perf_counter(), cpu_seconds(pid)
+            spy = None if py_spy is None else start_py_spy(pid, py_spy)
             t_done = await watch.wait(timeout=600)
+            cpu_done = cpu_seconds(pid)
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(timeout=30)
             write_phase = t_done - t_synced
             rate = n / write_phase
             out["bulk"] = {
@@ -228,14 +260,28 @@ spec: {{addresses: ["198.18.0.0/16"]}}
                 "allocation_phase_s": write_phase,
                 "services_per_s": rate,
                 "ratio_to_plain_client": rate / out["baseline"]["status_patches_per_s"],
+                "cpu_ms_per_service_sync": cpu_synced * 1000 / n,
+                "cpu_ms_per_service_allocation": (cpu_done - cpu_synced) * 1000 / n,
+                "operator_cores_during_allocation": (cpu_done - cpu_synced) / write_phase,
             }
             print(f"  {out['bulk']}", flush=True)
-            assert op.proc is not None
-            out["rss_mb_after_bulk"] = rss_mb(op.proc.pid)
+            out["rss_mb_after_bulk"] = rss_mb(pid)
 
+            spy = None if py_spy is None else start_py_spy(pid, py_spy + ".events")
             out["event_backlog_drain_s"] = await wait_quiet(op)
-            print(f"  Event backlog drained after {out['event_backlog_drain_s']:.1f} s",
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(timeout=30)
+            cpu_quiet = cpu_seconds(pid)
+            out["bulk"]["cpu_ms_per_service_events"] = (cpu_quiet - cpu_done) * 1000 / n
+            out["bulk"]["cpu_ms_per_service_total"] = cpu_quiet * 1000 / n
+            print(f"  Event backlog drained after {out['event_backlog_drain_s']:.1f} s; "
+                  f"operator CPU per Service: {out['bulk']['cpu_ms_per_service_total']:.2f} ms "
+                  f"(allocation phase {out['bulk']['cpu_ms_per_service_allocation']:.2f} ms)",
                   flush=True)
+            if bulk_only:
+                op.stop()
+                return out
             print(f"latency: {samples} Services created one by one, {n} existing ...",
                   flush=True)
             from_send, from_ack = await latency(client, samples, lb_class)
@@ -292,11 +338,18 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--services", type=int, default=10_000)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--bulk-only", action="store_true",
+                    help="baseline and bulk phases only (no latency, no restarts)")
+    ap.add_argument("--py-spy", metavar="FILE",
+                    help="py-spy collapsed stacks of the operator's allocation phase")
+    ap.add_argument("--name", default="operator_scale", help="results file name")
+    ap.add_argument("--crds", help="directory of CRDs to install (default: crds/)")
     args = ap.parse_args()
-    out = asyncio.run(amain(args.services, args.samples))
+    out = asyncio.run(amain(args.services, args.samples, args.bulk_only, args.py_spy,
+                                args.crds))
     out["goals"] = {"latency_p99_ms": 100, "bulk_ratio": 0.8, "restart_changed": 0,
                     "rss_mb": 200}
-    write("operator_scale", out)
+    write(args.name, out)
     return 0
 
 
