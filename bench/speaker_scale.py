@@ -250,8 +250,10 @@ async def measure(cp: ControlPlane, s: Setup, n: int, changes: int, events: int,
             say(f"inputs: {events} EndpointSlice changes, one at a time ...")
             slices = f"/apis/discovery.k8s.io/v1/namespaces/{s.apps}/endpointslices"
             count0, sum0 = histogram(a, "inputs")
+            serving: dict[str, bool] = {}
             for i in range(events):
                 name = f"svc-{(i * 7919) % n}"
+                serving[name] = i % 2 == 1
                 # serving <-> not serving: the Service's election inputs change
                 await client.merge_patch(f"{slices}/{name}-x", {"endpoints": [
                     {"addresses": ["10.0.0.1"], "nodeName": s.node_a,
@@ -271,8 +273,28 @@ async def measure(cp: ControlPlane, s: Setup, n: int, changes: int, events: int,
             out["service_event_recomputes"] = count1 - count0
             say(f"  {count1 - count0:.0f} recomputes, mean "
                 f"{out['service_event_recompute_ms_mean']:.2f} ms")
-            out["rss_mb"] = rss_mb(a.proc.pid)
             out["peer_rss_mb"] = rss_mb(peer.proc.pid) if peer.proc else None
+
+            say("status: the peer killed once more; ServiceL2Status catch-up ...")
+            assert peer.proc is not None
+            declared = member_events(a, s.node_b, "declared")
+            t_kill = time.perf_counter()
+            peer.kill(signal.SIGKILL)
+            peer.proc.wait(timeout=10)
+            await wait_until("peer declared failed", lambda n=declared: member_events(
+                a, s.node_b, "declared") > n, 30, a)
+            await wait_until("every status written", lambda: a.metric(
+                "metallb_speaker_l2status_pending") == 0, 1800, a, 1.0)
+            out["status_catch_up_s"] = time.perf_counter() - t_kill
+            items = (await client.get(f"/apis/metallb.io/v1beta1/namespaces/{s.ns}/"
+                                      f"servicel2statuses?labelSelector=metallb.io/node%3D"
+                                      f"{s.node_a}"))["items"]
+            out["statuses_of_owner"] = len(items)
+            # (a Service left with no serving endpoint is announced by nobody)
+            out["services_serving"] = n - sum(1 for ok in serving.values() if not ok)
+            say(f"  {len(items)} ServiceL2Statuses of {s.node_a}, all written "
+                f"{out['status_catch_up_s']:.1f} s after the kill")
+            out["rss_mb"] = rss_mb(a.proc.pid)
             say(f"  RSS {out['rss_mb']:.0f} MB")
         except BaseException:
             print(a.logs()[-3000:], file=sys.stderr)

@@ -65,6 +65,9 @@ def _ip(text: str) -> IP | None:
         return None
 
 
+STATUS_WRITERS = 4  # ServiceL2Status writes in flight (after a takeover of thousands)
+
+
 def l2status_name(node: str, service_key: str) -> str:
     return "l2-" + hashlib.sha256(f"{node}/{service_key}".encode()).hexdigest()[:16]
 
@@ -105,6 +108,7 @@ class _StatusQueue:
 
     def __init__(self) -> None:
         self._pending: dict[str, bool] = {}
+        self._busy: set[str] = set()  # being written: several writers, one per Service
         self._ready = asyncio.Event()
 
     def put_nowait(self, item: tuple[str, bool]) -> None:
@@ -112,11 +116,19 @@ class _StatusQueue:
         self._ready.set()
 
     async def get(self) -> tuple[str, bool]:
-        while not self._pending:
+        """The oldest wish for a Service no other writer is busy with; call `done`."""
+        while True:
+            key = next((k for k in self._pending if k not in self._busy), None)
+            if key is not None:
+                self._busy.add(key)
+                return key, self._pending.pop(key)
             self._ready.clear()
             await self._ready.wait()
-        key = next(iter(self._pending))
-        return key, self._pending.pop(key)
+
+    def done(self, key: str) -> None:
+        self._busy.discard(key)
+        if self._pending:
+            self._ready.set()
 
     def qsize(self) -> int:
         return len(self._pending)
@@ -138,6 +150,8 @@ class SpeakerController:
         # index Service -> its slices, so an event costs O(that Service's slices).
         self._slices: dict[str, tuple[str, frozenset[str], bool]] = {}
         self._slices_of: dict[str, set[str]] = {}
+        # ServiceL2Statuses as watched: Service -> {object name: (its node, status)}
+        self._l2_index: dict[str, dict[str, tuple[str, Mapping[str, Any]]]] = {}
         self._pools: dict[str, Mapping[str, Any]] = {}
         self._advs: dict[str, Mapping[str, Any]] = {}
         self.config: Config = build_config([], [])
@@ -188,18 +202,20 @@ class SpeakerController:
             Informer(self.client, f"{crd}/l2advertisements", on_event=self._adv_event,
                      name="l2advertisements"),
         ]
-        # Our own ServiceL2Statuses: if someone removes one while we still announce
-        # (e.g. the other side of a healed partition), it is written again.
+        # Every node's ServiceL2Statuses, indexed by Service: ours are written only
+        # when they differ (one request, not a create + patch + list per write), one
+        # removed while we still announce is written again, and a dead node's is
+        # removed by the Service's new owner.
         self._informers.append(Informer(
-            self.client, self._l2path, on_event=self._l2status_event, name="l2statuses",
-            label_selector=f"metallb.io/node={self.s.node_name}"))
+            self.client, self._l2path, on_event=self._l2status_event, name="l2statuses"))
         for inf in self._informers:
             self._tasks.append(spawn(f"informer-{inf.name}", inf.run))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
         self.metrics.status_pending.set_function(self._status_q.qsize)
         self.metrics.node = self.s.node_name
         self.metrics.announced_source = self._announced
-        self._tasks.append(spawn("l2status-writer", self._status_writer))
+        for i in range(STATUS_WRITERS):
+            self._tasks.append(spawn(f"l2status-writer-{i}", self._status_writer))
         self._tasks.append(spawn("quiet-takeovers", self._watch_quiet))
         await self._clean_stale_statuses()
         self.synced.set()
@@ -314,13 +330,20 @@ class SpeakerController:
                 self._schedule(svc_key)
 
     def _l2status_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        ns, svc = labels.get("metallb.io/service-namespace"), labels.get("metallb.io/service-name")
+        key, name = f"{ns}/{svc}", str(meta.get("name"))
+        node = str(labels.get("metallb.io/node") or "")
+        held = self._l2_index.setdefault(key, {})
         if kind != "DELETED":
+            held[name] = (node, obj.get("status") or {})
             return
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        ns, name = labels.get("metallb.io/service-namespace"), labels.get("metallb.io/service-name")
-        key = f"{ns}/{name}"
+        held.pop(name, None)
+        if not held:
+            del self._l2_index[key]
         d = self.decisions.get(key)
-        if d is not None and d.reason is Reason.OWNER:
+        if node == self.s.node_name and d is not None and d.reason is Reason.OWNER:
             self._status_q.put_nowait((key, True))
 
     def _pool_event(self, kind: str, obj: Mapping[str, Any]) -> None:
@@ -603,27 +626,32 @@ class SpeakerController:
                 still = self.decisions.get(key)
                 if (still is not None and still.reason is Reason.OWNER) == present:
                     self._status_q.put_nowait((key, present))
+            finally:
+                self._status_q.done(key)
 
     async def _write_status(self, key: str, present: bool) -> None:
         name = l2status_name(self.s.node_name, key)
         path = f"{self._l2path}/{name}"
+        held = self._l2_index.get(key, {})
         if not present:
-            try:
-                await self.client.delete(path)
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
+            if name in held:
+                try:
+                    await self.client.delete(path)
+                except ApiError as exc:
+                    if not exc.not_found:
+                        raise
             return
         ns, _, svc = key.partition("/")
-        labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
-                  "metallb.io/service-namespace": ns}
-        try:
-            await self.client.create(self._l2path, {
-                "apiVersion": API_VERSION, "kind": "ServiceL2Status",
-                "metadata": {"name": name, "labels": labels}, "spec": {}})
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
+        if name not in held:
+            labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
+                      "metallb.io/service-namespace": ns}
+            try:
+                await self.client.create(self._l2path, {
+                    "apiVersion": API_VERSION, "kind": "ServiceL2Status",
+                    "metadata": {"name": name, "labels": labels}, "spec": {}})
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
         interfaces: set[str] = set()
         d = self.decisions.get(key)
         for text in d.ips if d else ():
@@ -631,18 +659,16 @@ class SpeakerController:
                 interfaces |= set(self.announcer.interfaces_for(parse_ip(text)))
             except AddressError:
                 continue
-        await self.client.merge_patch(f"{path}/status", {"status": {
-            "node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
-            "interfaces": [{"name": i} for i in sorted(interfaces)]}})
+        wanted = {"node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
+                  "interfaces": [{"name": i} for i in sorted(interfaces)]}
+        if held.get(name, ("", {}))[1] != wanted:
+            await self.client.merge_patch(f"{path}/status", {"status": wanted})
         # A node that died could not remove its status: the new owner does, so
         # `kubectl get servicel2statuses` shows who really announces.
-        others, _ = await self.client.list_all(self._l2path, selector={"labelSelector": (
-            f"metallb.io/service-name={svc},metallb.io/service-namespace={ns}")})
-        for obj in others:
-            node = ((obj.get("metadata") or {}).get("labels") or {}).get("metallb.io/node")
+        for other, (node, _) in list(held.items()):
             if node and node != self.s.node_name and node not in self.view.alive:
                 with contextlib.suppress(ApiError):
-                    await self.client.delete(f"{self._l2path}/{obj['metadata']['name']}")
+                    await self.client.delete(f"{self._l2path}/{other}")
 
     async def _clean_stale_statuses(self) -> None:
         """Statuses this node left behind in a previous life (crash) are removed."""

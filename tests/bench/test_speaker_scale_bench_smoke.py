@@ -25,6 +25,9 @@ def test_speaker_scale_smoke(control_plane: ControlPlane) -> None:
     assert 0 < m["p50"] <= m["max"] < 5000, m
     assert out["service_event_recomputes"] >= 1
     assert 0 < out["service_event_recompute_ms_mean"] < 5000
+    # with the peer dead every Service is ours, and its ServiceL2Status written
+    assert out["statuses_of_owner"] == out["services_serving"] >= 18
+    assert 0 < out["status_catch_up_s"] < 600
     for key in ("rss_mb_synced", "rss_mb", "peer_rss_mb"):
         assert 10 < out[key] < 1000, (key, out[key])
     assert set(verdicts(out)) == set(GOALS)
