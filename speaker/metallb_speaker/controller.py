@@ -175,7 +175,6 @@ class SpeakerController:
         self._tasks: list[asyncio.Task[Any]] = []
         self._status_q = _StatusQueue()
         self.synced = asyncio.Event()
-        self.last_recompute_at = 0.0
         self._seen_owned: set[str] = set()  # addresses any node announced before
         self._reassert = False
         self.peer_macs: dict[str, frozenset[str]] = {}
@@ -396,7 +395,6 @@ class SpeakerController:
         if not self.synced.is_set():
             return
         assert self._loop is not None
-        self.last_recompute_at = self._loop.time()
         me = self.s.node_name
         if not self.view.joined:
             self.announcer.set_owned({})

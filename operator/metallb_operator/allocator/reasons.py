@@ -11,7 +11,6 @@ from metallb_api.addresses import IP
 
 
 class FailureReason(StrEnum):
-    INVALID_REQUEST = "InvalidRequest"
     NO_POOLS = "NoPoolAvailable"
     POOL_EXHAUSTED = "PoolExhausted"
     REQUESTED_POOL_NOT_FOUND = "RequestedPoolNotFound"

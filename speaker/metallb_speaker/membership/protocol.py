@@ -73,10 +73,6 @@ class View:
     version: int
     joined: bool = True  # False until we have the cluster's state (or waited join_wait)
 
-    def candidates(self) -> frozenset[str]:
-        """Who may own addresses: ready members, or every live one if none is ready."""
-        return self.ready or self.alive
-
 
 @dataclass
 class _Probe:
