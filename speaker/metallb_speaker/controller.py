@@ -408,14 +408,15 @@ class SpeakerController:
         if self._full or self._reassert:
             self._full = False
             self._dirty.clear()
-            decisions = self.election.decide_all(me, self.services, inp)
+            decisions = self.election.decide_all(me, self.services, inp, self.decisions)
             old_decisions = self.decisions
             gone = [k for k in old_decisions if k not in decisions]
             self.decisions = decisions
         else:  # only Services whose inputs changed: no work for the others
             dirty, self._dirty = self._dirty, set()
             decisions = self.election.decide_all(
-                me, {k: self.services[k] for k in dirty if k in self.services}, inp)
+                me, {k: self.services[k] for k in dirty if k in self.services}, inp,
+                self.decisions)
             old_decisions = {k: self.decisions[k] for k in dirty if k in self.decisions}
             gone = [k for k in old_decisions if k not in decisions]
             self.decisions.update(decisions)
@@ -431,6 +432,8 @@ class SpeakerController:
         owned_changed = False
         for key, d in decisions.items():
             old = old_decisions.get(key)
+            if old is d:
+                continue  # the common case after a membership change: nothing to do
             if old is not None and old.owner == d.owner and old.reason is d.reason \
                     and old.ips == d.ips and old.interfaces == d.interfaces:
                 continue  # the common case after a membership change: nothing to do

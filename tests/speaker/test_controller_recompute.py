@@ -20,7 +20,7 @@ from metallb_api.addresses import IP, parse_ip
 from metallb_api.config import build_config
 from metallb_speaker.announce import MembershipOnly
 from metallb_speaker.controller import LOG_EACH, SpeakerController, _StatusQueue
-from metallb_speaker.election import Election, Inputs, Reason, ServiceState
+from metallb_speaker.election import Decision, Election, Inputs, Reason, ServiceState
 from metallb_speaker.membership import View
 from metallb_speaker.metrics import SpeakerMetrics
 from metallb_speaker.settings import SpeakerSettings
@@ -46,10 +46,10 @@ class CountingElection(Election):
         super().__init__()
         self.asked: list[set[str]] = []
 
-    def decide_all(self, me: str, services: Mapping[str, ServiceState], inp: Inputs
-                   ) -> Any:
+    def decide_all(self, me: str, services: Mapping[str, ServiceState], inp: Inputs,
+                   previous: Mapping[str, Decision] | None = None) -> Any:
         self.asked.append(set(services))
-        return super().decide_all(me, services, inp)
+        return super().decide_all(me, services, inp, previous)
 
 
 class Announcer(MembershipOnly):

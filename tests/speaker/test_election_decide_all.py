@@ -52,6 +52,14 @@ def test_decide_all_equals_deciding_each(svcs: list[tuple[str | None, list[str],
     got = election.decide_all(me, state, inp)
     want = {k: Election().decide(me, s, inp) for k, s in state.items()}
     assert got == want
+    # Another round after a membership change (n1 gone), given the first round's
+    # Decisions: still deciding each, and a Decision that did not change is the very
+    # same object (the speaker skips those by identity).
+    after = Inputs(nodes, live - {"n1"}, ready & live - {"n1"}, CONFIG)
+    again = election.decide_all(me, state, after, got)
+    assert again == {k: Election().decide(me, s, after) for k, s in state.items()}
+    for k, d in again.items():
+        assert (d is got[k]) == (d == got[k])
     for d in got.values():  # and they are real Decisions: immutable like the others
         with pytest.raises(AttributeError):
             d.owner = "x"  # type: ignore[misc]
