@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -670,9 +671,18 @@ def status_report(kubeconfig: str | None, context: str | None, namespace: str) -
 # -- main ----------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    """The installed distribution's version (the one `pip show metallb-py` names)."""
+    try:
+        return importlib.metadata.version("metallb-py")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metallbctl", description="metallb-py command line: validate, convert, status.")
+    parser.add_argument("--version", action="version", version=f"metallbctl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
