@@ -1,7 +1,9 @@
-"""Shared bench helpers: percentiles, results as JSON under bench/results/."""
+"""Shared bench helpers: percentiles, results as JSON under bench/results/, a process's
+CPU and RSS, bounded concurrency."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -52,3 +55,20 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+async def gather_limited(n: int, fn: Any, limit: int = 32) -> None:
+    """Await fn(0) ... fn(n - 1), at most `limit` at a time."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await fn(i)
+
+    await asyncio.gather(*(one(i) for i in range(n)))

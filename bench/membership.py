@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import rss_mb, summary, write
+from bench.common import cpu_seconds, rss_mb, summary, write
 from metallb_speaker.membership import MembershipConfig
 from metallb_speaker.sim import SimNode, Simulator
 from metallb_speaker.wire.gossip import Status
@@ -261,14 +261,6 @@ def speaker_pid(node: Any) -> int:
             continue
         time.sleep(0.1)
     raise RuntimeError(f"no speaker process under {node.speaker.pid}")
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def measure_resources(lab: Any, seconds: float = 30.0) -> dict[str, Any]:

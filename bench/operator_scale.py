@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import rss_mb, summary, write
+from bench.common import cpu_seconds, gather_limited, rss_mb, summary, write
 from metallb_kube.client import Connection, KubeClient
 from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
 from metallb_lab.kube import apply_crds
@@ -41,7 +40,6 @@ from metallb_lab.operator import OperatorProcess
 POOL_NS = "metallb-system"
 APP_NS = "bench"
 CONCURRENCY = 32
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
@@ -49,22 +47,6 @@ def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
         [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
          "--format", "raw", "--rate", "1000", "--output", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-async def gather_limited(n: int, fn: Any, limit: int = CONCURRENCY) -> None:
-    sem = asyncio.Semaphore(limit)
-
-    async def one(i: int) -> None:
-        async with sem:
-            await fn(i)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
 
 
 def svc_body(name: str, lb_class: str) -> dict[str, Any]:

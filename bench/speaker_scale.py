@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import rss_mb, summary, write
+from bench.common import gather_limited, rss_mb, summary, write
 from metallb_kube.client import Connection, KubeClient
 from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
 from metallb_lab.kube import CRD_DIR, apply_crds
@@ -76,16 +76,6 @@ class Setup:
     @property
     def node_b(self) -> str:
         return f"node-b-{self.id}"
-
-
-async def gather_limited(n: int, fn: Any, limit: int = CONCURRENCY) -> None:
-    sem = asyncio.Semaphore(limit)
-
-    async def one(i: int) -> None:
-        async with sem:
-            await fn(i)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
 
 
 def slice_body(name: str, node: str, ready: bool) -> dict[str, Any]:
