@@ -103,6 +103,12 @@ def ctl() -> Iterator[SpeakerController]:
         loop.close()
 
 
+def serve(c: SpeakerController, name: str, ip: str) -> None:
+    """A LoadBalancer Service with `ip` and an endpoint serving on every node."""
+    c._service_event("ADDED", svc(name, ip))
+    c._slice_event("ADDED", eps(name, NODES))
+
+
 def settle(c: SpeakerController) -> None:
     """Run what the events scheduled (the loop's call_soon)."""
     if c._scheduled:
@@ -122,8 +128,7 @@ def owned_from(decisions: dict[str, tuple[str | None, Reason]], c: SpeakerContro
 
 def test_a_service_event_re_decides_only_that_service(ctl: SpeakerController) -> None:
     for i in range(30):
-        ctl._service_event("ADDED", svc(f"s{i}", f"198.18.1.{i + 1}"))
-        ctl._slice_event("ADDED", eps(f"s{i}", NODES))
+        serve(ctl, f"s{i}", f"198.18.1.{i + 1}")
     settle(ctl)
     election = ctl.election
     assert isinstance(election, CountingElection)
@@ -189,8 +194,7 @@ def test_a_shared_address_stays_owned_while_one_holder_owns_it(ctl: SpeakerContr
     ip = next(f"198.18.5.{i}" for i in range(1, 255)
               if Election().ranking(f"198.18.5.{i}", frozenset(NODES))[0] == ME)
     for name in ("a", "b"):
-        ctl._service_event("ADDED", svc(name, ip))
-        ctl._slice_event("ADDED", eps(name, NODES))
+        serve(ctl, name, ip)
     settle(ctl)
     announcer = ctl.announcer
     assert isinstance(announcer, Announcer)
@@ -207,8 +211,7 @@ def test_a_shared_address_stays_owned_while_one_holder_owns_it(ctl: SpeakerContr
 def test_back_from_not_joined_announces_what_is_still_ours(ctl: SpeakerController
                                                             ) -> None:
     for i in range(12):
-        ctl._service_event("ADDED", svc(f"s{i}", f"198.18.9.{i + 1}"))
-        ctl._slice_event("ADDED", eps(f"s{i}", NODES))
+        serve(ctl, f"s{i}", f"198.18.9.{i + 1}")
     settle(ctl)
     announcer = ctl.announcer
     assert isinstance(announcer, Announcer)
@@ -243,8 +246,7 @@ def test_nothing_changed_nothing_sent(ctl: SpeakerController) -> None:
 def test_announced_metric_is_read_from_the_decisions(ctl: SpeakerController) -> None:
     ips = [f"198.18.7.{i}" for i in range(1, 40)]
     for i, ip in enumerate(ips):
-        ctl._service_event("ADDED", svc(f"s{i}", ip))
-        ctl._slice_event("ADDED", eps(f"s{i}", NODES))
+        serve(ctl, f"s{i}", ip)
     settle(ctl)
     ctl.metrics.node = ME
     ctl.metrics.announced_source = ctl._announced
@@ -261,8 +263,7 @@ def test_announced_metric_is_read_from_the_decisions(ctl: SpeakerController) -> 
 def test_many_changes_are_logged_as_a_summary(ctl: SpeakerController,
                                               caplog: pytest.LogCaptureFixture) -> None:
     for i in range(LOG_EACH * 3):
-        ctl._service_event("ADDED", svc(f"s{i}", f"198.18.8.{i + 1}"))
-        ctl._slice_event("ADDED", eps(f"s{i}", NODES))
+        serve(ctl, f"s{i}", f"198.18.8.{i + 1}")
     with caplog.at_level(logging.INFO, logger="metallb.speaker"):
         settle(ctl)
     events = [getattr(r, "event", None) for r in caplog.records]
