@@ -216,7 +216,7 @@ class SpeakerController:
         for i in range(STATUS_WRITERS):
             self._tasks.append(spawn(f"l2status-writer-{i}", self._status_writer))
         self._tasks.append(spawn("quiet-takeovers", self._watch_quiet))
-        await self._clean_stale_statuses()
+        self._clean_stale_statuses()
         self.synced.set()
         self.metrics.synced.set(1)
         self._schedule(full=True)
@@ -635,15 +635,16 @@ class SpeakerController:
         path = f"{self._l2path}/{name}"
         held = self._l2_index.get(key, {})
         if not present:
-            if name in held:
-                try:
-                    await self.client.delete(path)
-                except ApiError as exc:
-                    if not exc.not_found:
-                        raise
+            # Always asked: the watch may not have shown our own create yet.
+            try:
+                await self.client.delete(path)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
             return
         ns, _, svc = key.partition("/")
-        if name not in held:
+
+        async def create() -> None:
             labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
                       "metallb.io/service-namespace": ns}
             try:
@@ -653,6 +654,9 @@ class SpeakerController:
             except ApiError as exc:
                 if exc.status != 409:
                     raise
+
+        if name not in held:
+            await create()
         interfaces: set[str] = set()
         d = self.decisions.get(key)
         for text in d.ips if d else ():
@@ -663,7 +667,13 @@ class SpeakerController:
         wanted = {"node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
                   "interfaces": [{"name": i} for i in sorted(interfaces)]}
         if held.get(name, ("", {}))[1] != wanted:
-            await self.client.merge_patch(f"{path}/status", {"status": wanted})
+            try:
+                await self.client.merge_patch(f"{path}/status", {"status": wanted})
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+                await create()  # deleted, and the watch has not told us yet
+                await self.client.merge_patch(f"{path}/status", {"status": wanted})
         # A node that died could not remove its status: the new owner does, so
         # `kubectl get servicel2statuses` shows who really announces.
         for other, (node, _) in list(held.items()):
@@ -671,25 +681,14 @@ class SpeakerController:
                 with contextlib.suppress(ApiError):
                     await self.client.delete(f"{self._l2path}/{other}")
 
-    async def _clean_stale_statuses(self) -> None:
-        """Statuses this node left behind in a previous life (crash) are removed."""
-        for attempt in range(10):
-            try:
-                items, _ = await self.client.list_all(
-                    self._l2path,
-                    selector={"labelSelector": f"metallb.io/node={self.s.node_name}"})
-                break
-            except ApiError as exc:  # e.g. 429 while a fresh CRD's storage initializes
-                log.warning("cannot list ServiceL2Status", extra={
-                    "event": "l2StatusError", "error": str(exc), "count": attempt})
-                await asyncio.sleep(0.5)
-        else:
-            return
-        for obj in items:
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            key = f"{labels.get('metallb.io/service-namespace')}/" \
-                  f"{labels.get('metallb.io/service-name')}"
-            self._status_q.put_nowait((key, False))
+    def _clean_stale_statuses(self) -> None:
+        """Statuses this node left behind in a previous life (crash) are removed; the
+        first recompute wants back those it still announces (the queue keeps the
+        latest wish). The synced l2statuses informer has listed them all already."""
+        me = self.s.node_name
+        for key, held in self._l2_index.items():
+            if any(node == me for node, _ in held.values()):
+                self._status_q.put_nowait((key, False))
 
     # -- peers and conflicts --------------------------------------------------------
     def on_peer_macs(self, node: str, macs: frozenset[str]) -> None:
