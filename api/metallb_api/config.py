@@ -25,6 +25,11 @@ without status (`metallbctl validate` of files) are all rank 3: the older pool w
 A pool that is present but not Ready still *holds* the addresses already assigned from
 it (`held_ranges`) so that a typo never clears working Services; it only stops handing
 out new ones.
+
+A selector that matches nothing (yet) is valid, as in MetalLB: an advertisement whose
+pool selectors select no Ready pool is accepted and announces nothing until one appears
+(a `Note`, not a `Problem`). Service and node selectors are only evaluated by the
+speaker's election, against the objects of the moment.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from functools import cached_property
 from typing import Any
 
 from metallb_api.addresses import AddressError, Family, IPRange, parse_entry
@@ -45,8 +51,13 @@ class ProblemReason(StrEnum):
     OVERLAPS_POOL = "OverlapsPool"
     OVERLAPS_ITSELF = "OverlappingAddresses"
     POOL_NOT_FOUND = "PoolNotFound"
-    NO_MATCHING_POOLS = "NoMatchingPools"
     NEVER_MATCHES_NODES = "NodeSelectorsNeverMatch"
+
+
+class NoteReason(StrEnum):
+    """Informational: the object is valid and accepted."""
+
+    NO_MATCHING_POOLS = "NoMatchingPools"
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,17 @@ class Problem:
     reason: ProblemReason
     message: str
     related: str | None = None  # the other object, e.g. the pool this one overlaps
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something worth saying about a valid object (e.g. its selectors match nothing
+    yet); never a reason to refuse it."""
+
+    kind: str
+    name: str
+    reason: NoteReason
+    message: str
 
 
 @dataclass(frozen=True)
@@ -99,9 +121,22 @@ class L2AdvConfig:
     node_selectors: tuple[LabelSelector, ...] = ()
     interfaces: tuple[str, ...] = ()
     generation: int = 0
+    # Services this advertisement announces; () = every Service of its pools.
+    service_selectors: tuple[LabelSelector, ...] = ()
+    # (weight, preference): soft node preferences, summed where several match.
+    preferred: tuple[tuple[int, LabelSelector], ...] = ()
 
     def selects_node(self, labels: Mapping[str, str]) -> bool:
         return not self.node_selectors or any_matches(self.node_selectors, labels)
+
+    def selects_service(self, labels: Mapping[str, str]) -> bool:
+        return not self.service_selectors or any_matches(self.service_selectors, labels)
+
+    def preference(self, labels: Mapping[str, str]) -> int:
+        """Summed weights of the preferences a node's labels match (MetalLB's
+        preferredNodeScores). The caller checks the node is eligible (`selects_node`):
+        preferences never score a node the advertisement does not select."""
+        return sum(w for w, sel in self.preferred if sel.matches(labels))
 
 
 @dataclass(frozen=True)
@@ -111,9 +146,23 @@ class Config:
     l2advertisements: Mapping[str, L2AdvConfig]
     problems: tuple[Problem, ...]
     generations: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    notes: tuple[Note, ...] = ()
 
     def problems_for(self, kind: str, name: str) -> list[Problem]:
         return [p for p in self.problems if p.kind == kind and p.name == name]
+
+    def notes_for(self, kind: str, name: str) -> list[Note]:
+        return [n for n in self.notes if n.kind == kind and n.name == name]
+
+    @cached_property
+    def service_selecting(self) -> tuple[L2AdvConfig, ...]:
+        """Advertisements that announce only some Services (by label), by name."""
+        return tuple(a for _, a in sorted(self.l2advertisements.items())
+                     if a.service_selectors)
+
+    @cached_property
+    def has_preferences(self) -> bool:
+        return any(a.preferred for a in self.l2advertisements.values())
 
     def advertised_pools(self) -> frozenset[str]:
         out: set[str] = set()
@@ -203,6 +252,7 @@ def build_config(
     pools: Iterable[Mapping[str, Any]], l2advertisements: Iterable[Mapping[str, Any]] = ()
 ) -> Config:
     problems: list[Problem] = []
+    notes: list[Note] = []
     held: dict[str, tuple[IPRange, ...]] = {}
     generations: dict[tuple[str, str], int] = {}
     candidates: list[PoolConfig] = []
@@ -277,9 +327,10 @@ def build_config(
                 related=missing[0],
             ))
         elif not selected and (spec.ip_address_pools or pool_selectors):
-            problems.append(Problem(
-                "L2Advertisement", name, ProblemReason.NO_MATCHING_POOLS,
-                "spec.ipAddressPoolSelectors: no Ready IPAddressPool matches",
+            # Valid (MetalLB too): announces nothing until a matching pool is Ready.
+            notes.append(Note(
+                "L2Advertisement", name, NoteReason.NO_MATCHING_POOLS,
+                "no Ready IPAddressPool is selected (yet): nothing is announced",
             ))
         node_selectors = tuple(s.parsed() for s in spec.node_selectors)
         never = [sel.contradiction() for sel in node_selectors]
@@ -298,5 +349,8 @@ def build_config(
             node_selectors=node_selectors,
             interfaces=tuple(spec.interfaces),
             generation=int(meta.get("generation") or 0),
+            service_selectors=tuple(s.parsed() for s in spec.service_selectors),
+            preferred=tuple((p.weight, p.preference.parsed())
+                            for p in spec.preferred_node_selectors),
         )
-    return Config(accepted, held, advs, tuple(problems), generations)
+    return Config(accepted, held, advs, tuple(problems), generations, tuple(notes))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from metallb_api.addresses import AddressError, parse_entry
 from metallb_api.selectors import LabelSelector as ParsedSelector
-from metallb_api.selectors import SelectorError
+from metallb_api.selectors import SelectorError, duplicate_entries
 
 
 class _Model(BaseModel):
@@ -42,7 +42,24 @@ def _check_selectors(selectors: list[LabelSelector]) -> list[LabelSelector]:
             sel.parsed(f"[{i}]")
         except SelectorError as exc:
             raise ValueError(str(exc)) from None
+    # A repeated selector is refused (MetalLB's validateLabelSelectorDuplicate; the CRD
+    # lists are of type set). Compared as written: an absent field differs from an
+    # empty one, as for the API server.
+    dups = duplicate_entries([s.model_dump(by_alias=True, exclude_unset=True)
+                              for s in selectors])
+    if dups:
+        i, first = dups[0]
+        raise ValueError(f"[{i}]: duplicate of [{first}]")
     return selectors
+
+
+def _check_unique(value: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        if item in seen:
+            raise ValueError(f"[{i}]: duplicate value {item!r} (first at [{seen[item]}])")
+        seen[item] = i
+    return value
 
 
 class ServiceAllocation(_Model):
@@ -54,6 +71,7 @@ class ServiceAllocation(_Model):
     service_selectors: list[LabelSelector] = Field(default_factory=list, alias="serviceSelectors")
 
     _sel = field_validator("namespace_selectors", "service_selectors")(_check_selectors)
+    _ns = field_validator("namespaces")(_check_unique)
 
 
 class IPAddressPoolSpec(_Model):
@@ -78,6 +96,14 @@ class IPAddressPoolSpec(_Model):
 
 
 INTERFACE_NAME_MAX = 15
+WEIGHT_MIN, WEIGHT_MAX = 1, 100  # MetalLB's PreferredNodeSelector.weight bounds
+
+
+class PreferredNodeSelector(_Model):
+    """A weighted soft preference for announcing nodes (MetalLB v0.15)."""
+
+    weight: int = Field(ge=WEIGHT_MIN, le=WEIGHT_MAX)
+    preference: LabelSelector
 
 
 class L2AdvertisementSpec(_Model):
@@ -87,8 +113,24 @@ class L2AdvertisementSpec(_Model):
     )
     node_selectors: list[LabelSelector] = Field(default_factory=list, alias="nodeSelectors")
     interfaces: list[str] = Field(default_factory=list)
+    service_selectors: list[LabelSelector] = Field(default_factory=list, alias="serviceSelectors")
+    preferred_node_selectors: list[PreferredNodeSelector] = Field(
+        default_factory=list, alias="preferredNodeSelectors"
+    )
 
-    _sel = field_validator("ip_address_pool_selectors", "node_selectors")(_check_selectors)
+    _sel = field_validator("ip_address_pool_selectors", "node_selectors",
+                           "service_selectors")(_check_selectors)
+
+    @field_validator("preferred_node_selectors")
+    @classmethod
+    def _preferred(cls, value: list[PreferredNodeSelector]) -> list[PreferredNodeSelector]:
+        # Repeats are allowed (MetalLB sums them): only each selector's syntax is checked.
+        for i, pref in enumerate(value):
+            try:
+                pref.preference.parsed(f"[{i}].preference")
+            except SelectorError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("interfaces")
     @classmethod
@@ -100,12 +142,7 @@ class L2AdvertisementSpec(_Model):
             raise ValueError("duplicate interface names")
         return value
 
-    @field_validator("ip_address_pools")
-    @classmethod
-    def _pools(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("duplicate pool names")
-        return value
+    _pools = field_validator("ip_address_pools")(_check_unique)
 
 
 class ServiceL2StatusInterface(_Model):

@@ -125,6 +125,7 @@ class LabelSelector:
                 raise SelectorError(
                     f"{where}.matchLabels[{key}]: invalid label value {value!r}: {why}")
             reqs.append(Requirement(str(key), "In", frozenset([value])))
+        seen: dict[tuple[str, str, tuple[str, ...]], int] = {}
         for i, expr in enumerate(raw.get("matchExpressions") or []):
             at = f"{where}.matchExpressions[{i}]"
             if not isinstance(expr, Mapping):
@@ -150,6 +151,15 @@ class LabelSelector:
                 if (why := label_value_problem(value)) is not None:
                     raise SelectorError(
                         f"{at}.values[{j}]: invalid label value {value!r}: {why}")
+                if value in values[:j]:
+                    # MetalLB's config parse refuses repeated values; the CRD too
+                    # (a list of type set).
+                    raise SelectorError(f"{at}.values[{j}]: duplicate value {value!r}")
+            # A repeated expression (as written) is refused, as by MetalLB and the CRD.
+            ident = (key, str(op), tuple(str(v) for v in values))
+            if ident in seen:
+                raise SelectorError(f"{at}: duplicate of matchExpressions[{seen[ident]}]")
+            seen[ident] = i
             reqs.append(Requirement(key, str(op), frozenset(str(v) for v in values)))
         return cls(tuple(reqs))
 
@@ -157,3 +167,32 @@ class LabelSelector:
 def any_matches(selectors: tuple[LabelSelector, ...], labels: Mapping[str, str]) -> bool:
     """A list of selectors (as in nodeSelectors) matches if any one does."""
     return any(s.matches(labels) for s in selectors)
+
+
+def selector_identity(raw: Mapping[str, Any]) -> tuple[object, object]:
+    """What makes two selectors of one list the same entry: the API server's rule for a
+    list of type set (deep equality; an expression's values in their order, matchLabels
+    as a map). MetalLB compares values sorted, so it also refuses two selectors whose
+    only difference is the order of some expression's values; those pass here."""
+    labels = raw.get("matchLabels")
+    exprs = raw.get("matchExpressions")
+    return (
+        None if labels is None else frozenset(dict(labels).items()),
+        None if exprs is None else tuple(
+            (e.get("key"), e.get("operator"),
+             None if e.get("values") is None else tuple(e["values"]))
+            for e in exprs if isinstance(e, Mapping)),
+    )
+
+
+def duplicate_entries(raws: list[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """(index, index of its first occurrence) for each repeated selector in a list."""
+    first: dict[tuple[object, object], int] = {}
+    out = []
+    for i, raw in enumerate(raws):
+        ident = selector_identity(raw)
+        if ident in first:
+            out.append((i, first[ident]))
+        else:
+            first[ident] = i
+    return out

@@ -59,4 +59,6 @@ def l2adv_conditions(config: Config, name: str) -> list[ConditionSpec]:
                               "; ".join(p.message for p in problems))]
     adv = config.l2advertisements[name]
     pools = ", ".join(sorted(adv.pools)) or "none"
-    return [ConditionSpec("Ready", True, "Accepted", f"announces pools: {pools}")]
+    # Notes (selectors matching nothing yet) inform; they never make it not Ready.
+    notes = "".join(f"; {n.message}" for n in config.notes_for("L2Advertisement", name))
+    return [ConditionSpec("Ready", True, "Accepted", f"announces pools: {pools}{notes}")]

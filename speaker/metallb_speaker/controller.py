@@ -16,6 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from metallb_api import API_VERSION
@@ -41,6 +42,7 @@ from metallb_speaker.election import (
     StaticKey,
     Takeover,
     known_pools,
+    shares_ip,
     static_key,
 )
 from metallb_speaker.membership import Change, View
@@ -287,7 +289,7 @@ class SpeakerController:
         local = view.external_traffic_policy == "Local"
         nodes, serving = self._endpoints_of(key)
         state = ServiceState(key, view.ingress, view.annotations.get(ALLOCATED_FROM_POOL),
-                             local, nodes, serving)
+                             local, nodes, serving, view.labels, shares_ip(view.annotations))
         self._svc_refs[key] = ObjectRef("v1", "Service", view.namespace, view.name, view.uid)
         if state != old:
             self.services[key] = state
@@ -324,8 +326,8 @@ class SpeakerController:
                 continue
             nodes, serving = self._endpoints_of(svc_key)
             if (nodes, serving) != (state.endpoint_nodes, state.has_endpoints):
-                self.services[svc_key] = ServiceState(state.key, state.ips, state.pool,
-                                                      state.local, nodes, serving)
+                self.services[svc_key] = replace(state, endpoint_nodes=nodes,
+                                                 has_endpoints=serving)
                 self._schedule(svc_key)
 
     def _l2status_event(self, kind: str, obj: Mapping[str, Any]) -> None:

@@ -8,14 +8,22 @@ Candidates for a Service: live members, minus nodes labelled
 nodes with `NetworkUnavailable=True`, minus nodes no matching L2Advertisement selects,
 none at all when the Service has no serving endpoint (MetalLB's rule), and for
 `externalTrafficPolicy: Local` only nodes with a serving endpoint.
+An L2Advertisement matches a Service when it announces the Service's pool and, if it
+has `serviceSelectors`, one of them matches the Service's labels. A Service with the
+`allow-shared-ip` annotation that a service-selecting advertisement matches is announced
+by no node (MetalLB's guard: Services sharing an address could otherwise be matched by
+different advertisements and disagree on the owner).
 Ready members (past their hold-down) are preferred; if none is ready, any live one.
-The owner is the candidate with the smallest `sha256(node + "#" + first_ip)` (MetalLB's
-rule), so Services sharing an address share an owner.
+The owner is the candidate with the highest preference score (the weights of the
+`preferredNodeSelectors` of every advertisement matching the Service that selects the
+node, summed), then the smallest `sha256(node + "#" + first_ip)` (MetalLB's rule), so
+Services sharing an address share an owner.
 
-Cost: a Service's ranking depends only on its first address and the nodes that pass
-the static filters (labels, conditions, advertisements, endpoints), so it is cached
-and survives membership changes; after a failure the owner is the first live (ready)
-node in the cached ranking - O(position) per Service instead of hashing every node.
+Cost: a Service's ranking depends only on its first address, the nodes that pass
+the static filters (labels, conditions, advertisements, endpoints) and their scores, so
+it is cached and survives membership changes; after a failure the owner is the first
+live (ready) node in the cached ranking - O(position) per Service instead of hashing
+every node.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from metallb_api.addresses import AddressError, parse_ip
-from metallb_api.config import Config
+from metallb_api.config import Config, L2AdvConfig
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+ALLOW_SHARED_IP = ("metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip")
 
 
 class Reason(StrEnum):
@@ -44,6 +53,8 @@ class Reason(StrEnum):
     NETWORK_UNAVAILABLE = "networkUnavailable"
     NOT_LIVE = "notLive"
     NO_ADDRESS = "noAddress"
+    # allow-shared-ip and an advertisement with serviceSelectors matching the Service
+    SHARED_IP_WITH_SERVICE_SELECTOR = "sharedIPWithServiceSelector"
 
 
 class Takeover(StrEnum):
@@ -78,6 +89,14 @@ class ServiceState:
     # announces, whatever the traffic policy (MetalLB's rule): clients would be sent
     # to a node that can only refuse them.
     has_endpoints: bool = True
+    # For L2Advertisement serviceSelectors (not hashed: a dict; compared).
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    shared_ip: bool = False  # has the allow-shared-ip annotation (any value, as MetalLB)
+
+
+def shares_ip(annotations: Mapping[str, str]) -> bool:
+    """MetalLB's serviceHasSharedIP: the key is present, stable or legacy."""
+    return any(k in annotations for k in ALLOW_SHARED_IP)
 
 
 @dataclass(frozen=True)
@@ -104,18 +123,60 @@ def rank_key(node: str, ip: str) -> bytes:
     return hashlib.sha256(f"{node}#{ip}".encode()).digest()
 
 
+Scores = tuple[tuple[str, int], ...]  # (node, score > 0), sorted by node
+
+
 class Election:
     def __init__(self) -> None:
-        self._rankings: dict[tuple[str, frozenset[str]], tuple[str, ...]] = {}
+        # (first_ip, eligible) -> hash order; (first_ip, eligible, scores) -> preference
+        # order. One dict: decide_all reads the first kind directly.
+        self._rankings: dict[tuple[object, ...], tuple[str, ...]] = {}
+        # Scores of one round (one Inputs), by (static candidates, matching adverts).
+        self._scores: dict[tuple[frozenset[str], tuple[str, ...]], Scores] = {}
+        self._scores_of: Inputs | None = None
 
-    def ranking(self, first_ip: str, eligible: frozenset[str]) -> tuple[str, ...]:
-        key = (first_ip, eligible)
+    def ranking(self, first_ip: str, eligible: frozenset[str],
+                scores: Scores = ()) -> tuple[str, ...]:
+        """Highest score first, then the smallest hash (MetalLB's sortL2Candidates)."""
+        key: tuple[object, ...] = (first_ip, eligible, scores) if scores else \
+            (first_ip, eligible)
         got = self._rankings.get(key)
         if got is None:
             if len(self._rankings) > 200_000:  # bound memory; recomputing is cheap
                 self._rankings.clear()
-            got = tuple(sorted(eligible, key=lambda n: rank_key(n, first_ip)))
+            if scores:
+                # A stable sort of the hash order by score = sort by (-score, hash).
+                score = dict(scores)
+                got = tuple(sorted(self.ranking(first_ip, eligible),
+                                   key=lambda n: -score.get(n, 0)))
+            else:
+                got = tuple(sorted(eligible, key=lambda n: rank_key(n, first_ip)))
             self._rankings[key] = got
+        return got
+
+    def scores(self, svc: ServiceState, inp: Inputs, static: frozenset[str]) -> Scores:
+        """Each candidate's preference score for `svc`: summed over the advertisements
+        that match the Service (all of them, not only those selecting this node, so
+        every speaker sees the same scores), each scoring only the nodes it selects
+        (MetalLB's preferredScoresFor over preferredNodeScores)."""
+        if not inp.config.has_preferences or not static:
+            return ()
+        advs = tuple(a for a in _matching(svc, inp.config) if a.preferred)
+        if not advs:
+            return ()
+        if self._scores_of is not inp:  # node labels may have changed: a new round
+            self._scores_of, self._scores = inp, {}
+        key = (static, tuple(a.name for a in advs))
+        got = self._scores.get(key)
+        if got is None:
+            out = []
+            for node in sorted(static):
+                state = inp.nodes.get(node)
+                labels = state.labels if state else {}
+                total = sum(a.preference(labels) for a in advs if a.selects_node(labels))
+                if total:
+                    out.append((node, total))
+            got = self._scores[key] = tuple(out)
         return got
 
     def why_not(self, node: str, svc: ServiceState, inp: Inputs) -> Reason | None:
@@ -133,6 +194,9 @@ class Election:
             return Reason.EXCLUDED_BY_LABEL
         if state is not None and state.network_unavailable:
             return Reason.NETWORK_UNAVAILABLE
+        if svc.shared_ip and inp.config.service_selecting and any(
+                a.service_selectors for a in _matching(svc, inp.config)):
+            return Reason.SHARED_IP_WITH_SERVICE_SELECTOR
         if not _advertisements_for(node, svc, inp, labels):
             return Reason.NO_MATCHING_ADVERTISEMENT
         if not svc.has_endpoints:
@@ -190,9 +254,10 @@ class Election:
             return ()
         if static is None:
             static = self.static_candidates(svc, inp)
-        # The ranking depends only on the address and the static filters, so it is
-        # cached across membership changes; liveness and readiness are applied to it.
-        ranking = self.ranking(svc.ips[0], static)
+        # The ranking depends only on the address, the static filters and the scores,
+        # so it is cached across membership changes; liveness and readiness are
+        # applied to it.
+        ranking = self.ranking(svc.ips[0], static, self.scores(svc, inp, static))
         live = tuple(n for n in ranking if n in inp.live)
         return tuple(n for n in live if n in inp.ready) or live  # ready ones preferred
 
@@ -220,7 +285,9 @@ class Election:
                 continue
             p = svc.pool
             k = (p if p and p in known else ",".join(svc.ips), svc.local, svc.has_endpoints,
-                 svc.endpoint_nodes if svc.local else _NONE)  # static_key(), inlined
+                 svc.endpoint_nodes if svc.local else _NONE,
+                 _selection(svc, known.selecting) if known.selecting else _NONE,
+                 )  # static_key(), inlined
             static = memo.get(k)
             if static is None:
                 static = memo[k] = self.static_candidates(svc, inp)
@@ -240,22 +307,39 @@ class Election:
         return out
 
 
-StaticKey = tuple[str, bool, bool, frozenset[str]]
+StaticKey = tuple[str, bool, bool, frozenset[str], object]
 _NONE: frozenset[str] = frozenset()
 
 
-def known_pools(config: Config) -> frozenset[str]:
-    return frozenset(config.pools) | frozenset(config.held_ranges)
+class KnownPools(frozenset[str]):
+    """The configured pool names, and the advertisements that select Services by
+    label (what of a Service's labels the static filters read)."""
+
+    selecting: tuple[L2AdvConfig, ...] = ()
 
 
-def static_key(svc: ServiceState, known: frozenset[str]) -> StaticKey:
+def known_pools(config: Config) -> KnownPools:
+    known = KnownPools(frozenset(config.pools) | frozenset(config.held_ranges))
+    known.selecting = config.service_selecting
+    return known
+
+
+def _selection(svc: ServiceState, selecting: tuple[L2AdvConfig, ...]) -> tuple[bool, ...]:
+    """What the static filters read of a Service's labels and annotations: which
+    service-selecting advertisements match it, and whether it shares its address."""
+    return (svc.shared_ip, *(a.selects_service(svc.labels) for a in selecting))
+
+
+def static_key(svc: ServiceState, known: KnownPools) -> StaticKey:
     """What the static filters read of a Service (`known`: `known_pools`): Services
     with equal keys have the same static candidates (and the same takeover verdict for
     a given previous node). A pool name that is not (or no longer) configured says
-    nothing: `pool_of` then goes by the addresses, so the key does too."""
+    nothing: `pool_of` then goes by the addresses, so the key does too. Labels count
+    only where an advertisement selects Services by them."""
     p = svc.pool
     return (p if p and p in known else ",".join(svc.ips), svc.local, svc.has_endpoints,
-            svc.endpoint_nodes if svc.local else _NONE)
+            svc.endpoint_nodes if svc.local else _NONE,
+            _selection(svc, known.selecting) if known.selecting else _NONE)
 
 
 def _stamp(v: Decision, key: str, ips: tuple[str, ...]) -> Decision:
@@ -279,13 +363,19 @@ def pool_of(svc: ServiceState, config: Config) -> str | None:
     return None
 
 
-def _advertisements_for(node: str, svc: ServiceState, inp: Inputs,
-                        labels: Mapping[str, str]) -> list[tuple[str, ...]]:
-    pool = pool_of(svc, inp.config)
+def _matching(svc: ServiceState, config: Config) -> list[L2AdvConfig]:
+    """The advertisements that announce `svc` somewhere (MetalLB's l2AdsForService)."""
+    pool = pool_of(svc, config)
     if pool is None:
         return []
-    return [adv.interfaces for adv in inp.config.l2advertisements.values()
-            if pool in adv.pools and adv.selects_node(labels)]
+    return [adv for adv in config.l2advertisements.values()
+            if pool in adv.pools and adv.selects_service(svc.labels)]
+
+
+def _advertisements_for(node: str, svc: ServiceState, inp: Inputs,
+                        labels: Mapping[str, str]) -> list[tuple[str, ...]]:
+    return [adv.interfaces for adv in _matching(svc, inp.config)
+            if adv.selects_node(labels)]
 
 
 def _interfaces(node: str, svc: ServiceState, inp: Inputs,

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from tests.operator.builders import l2adv, pool, ts
 
 from metallb_api.addresses import Family, parse_entry
-from metallb_api.config import Acceptance, Config, ProblemReason, acceptance, build_config
+from metallb_api.config import (
+    Acceptance,
+    Config,
+    NoteReason,
+    ProblemReason,
+    acceptance,
+    build_config,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -284,10 +291,11 @@ POOLS = [
         (l2adv("all-empty-lists", [], pool_selectors=[]), {"a", "b"}, None),
         (l2adv("named", ["b"]), {"b"}, None),
         (l2adv("missing", ["a", "nope", "gone"]), {"a"}, P.POOL_NOT_FOUND),
-        (l2adv("not-ready", ["broken"]), set(), P.NO_MATCHING_POOLS),
+        # Selecting nothing (yet) is valid, as in MetalLB: a note, not a problem.
+        (l2adv("not-ready", ["broken"]), set(), None),
         (l2adv("selector", pool_selectors=[{"matchLabels": {"zone": "x"}}]), {"a"}, None),
         (l2adv("selector-none", pool_selectors=[{"matchLabels": {"zone": "z"}}]), set(),
-         P.NO_MATCHING_POOLS),
+         None),
         (l2adv("both", ["b"], pool_selectors=[{"matchLabels": {"zone": "x"}}]), {"a", "b"},
          None),
         (l2adv("bad", interfaces=["way-too-long-interface"]), None, P.INVALID_SPEC),
@@ -393,6 +401,120 @@ def test_advertised_pools_union() -> None:
     assert build_config(POOLS).advertised_pools() == frozenset()
 
 
+@pytest.mark.parametrize("adv", [
+    l2adv("named-broken", ["broken"]),
+    l2adv("pool-selector", pool_selectors=[{"matchLabels": {"zone": "nowhere"}}]),
+])
+def test_selectors_that_match_nothing_yet_are_valid_with_a_note(adv: dict[str, Any]) -> None:
+    name = adv["metadata"]["name"]
+    cfg = build_config(POOLS, [adv])
+    assert cfg.problems_for("L2Advertisement", name) == []
+    assert cfg.l2advertisements[name].pools == frozenset()
+    [note] = cfg.notes_for("L2Advertisement", name)
+    assert note.reason is NoteReason.NO_MATCHING_POOLS
+    # Nodes and Services are not known here: selectors for them never make a note.
+    cfg = build_config(POOLS, [l2adv("s", service_selectors=[{"matchLabels": {"x": "y"}}],
+                                     node_selectors=[{"matchLabels": {"x": "y"}}],
+                                     preferred=[(5, {"matchLabels": {"x": "y"}})])])
+    assert (cfg.problems_for("L2Advertisement", "s"), cfg.notes) == ([], ())
+
+
+def test_service_selectors_and_preferences_are_parsed() -> None:
+    cfg = build_config(POOLS, [
+        l2adv("l", node_selectors=[{"matchLabels": {"role": "edge"}},
+                                   {"matchLabels": {"role": "core"}}],
+              service_selectors=[{"matchLabels": {"app": "web"}},
+                                 {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}],
+              # Repeated preferences are allowed and summed, as in MetalLB.
+              preferred=[(60, {"matchLabels": {"zone": "primary"}}),
+                         (50, {"matchLabels": {"role": "edge"}}),
+                         (1, {"matchLabels": {"role": "edge"}}), (10, {})]),
+        l2adv("plain"),
+    ])
+    adv = cfg.l2advertisements["l"]
+    assert adv.selects_service({"app": "web"}) and adv.selects_service({"tier": "x"})
+    assert not adv.selects_service({"app": "db"}) and not adv.selects_service({})
+    assert cfg.l2advertisements["plain"].selects_service({})
+    # The weights of the selectors a node matches, summed (MetalLB's TestPreferredNodeScores
+    # "cumulative weights sum", "empty preference matches every eligible node").
+    assert adv.preference({"role": "edge", "zone": "primary"}) == 121
+    assert adv.preference({"role": "worker"}) == 10
+    assert cfg.service_selecting == (adv,)
+    assert cfg.has_preferences
+    assert not build_config(POOLS, [l2adv("plain")]).has_preferences
+
+
+DUP = {"matchLabels": {"zone": "a"}}
+EXPR = {"key": "zone", "operator": "In", "values": ["a", "b"]}
+
+
+# MetalLB's config parse (validateLabelSelectorDuplicate, validateDuplicate) refuses these;
+# the CRDs refuse the same (lists of type set). Field, value, message.
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("nodeSelectors", [DUP, {"matchLabels": {"zone": "b"}}, DUP],
+     "spec.nodeSelectors[2]: duplicate of [0]"),
+    ("ipAddressPoolSelectors", [DUP, DUP], "spec.ipAddressPoolSelectors[1]: duplicate of [0]"),
+    ("serviceSelectors", [{"matchExpressions": [EXPR]}, {"matchExpressions": [EXPR]}],
+     "spec.serviceSelectors[1]: duplicate of [0]"),
+    ("nodeSelectors", [{"matchExpressions": [EXPR, EXPR]}],
+     "spec.nodeSelectors[0].matchExpressions[1]: duplicate of matchExpressions[0]"),
+    ("nodeSelectors", [{"matchExpressions": [{"key": "k", "operator": "In",
+                                              "values": ["x", "y", "x"]}]}],
+     "spec.nodeSelectors[0].matchExpressions[0].values[2]: duplicate value 'x'"),
+    ("preferredNodeSelectors", [{"weight": 1, "preference": {"matchExpressions": [
+        {"key": "k", "operator": "NotIn", "values": ["x", "x"]}]}}],
+     "spec.preferredNodeSelectors[0].preference.matchExpressions[0].values[1]: "
+     "duplicate value 'x'"),
+    ("ipAddressPools", ["a", "b", "a"], "spec.ipAddressPools[2]: duplicate value 'a'"),
+    ("preferredNodeSelectors", [{"weight": 0, "preference": {}}],
+     "spec.preferredNodeSelectors[0].weight: Input should be greater than or equal to 1"),
+    ("preferredNodeSelectors", [{"weight": 101, "preference": {}}],
+     "spec.preferredNodeSelectors[0].weight: Input should be less than or equal to 100"),
+    ("preferredNodeSelectors", [{"weight": 5}],
+     "spec.preferredNodeSelectors[0].preference: Field required"),
+])
+def test_l2advertisement_duplicates_and_bad_preferences_are_refused(
+        field: str, value: list[Any], message: str) -> None:
+    adv = l2adv("l")
+    adv["spec"][field] = value
+    cfg = build_config(POOLS, [adv])
+    assert "l" not in cfg.l2advertisements
+    [problem] = cfg.problems_for("L2Advertisement", "l")
+    assert problem.reason is P.INVALID_SPEC
+    assert problem.message.startswith(message), problem.message
+
+
+@pytest.mark.parametrize("value", [
+    [DUP, {"matchLabels": {"zone": "a", "x": "y"}}],
+    # As written: values in another order are another entry for the API server's set
+    # (MetalLB sorts them first: a documented difference).
+    [{"matchExpressions": [EXPR]}, {"matchExpressions": [EXPR | {"values": ["b", "a"]}]}],
+    [{"matchExpressions": [EXPR]}, {"matchExpressions": [EXPR | {"operator": "NotIn"}]}],
+    [{}, {"matchLabels": {}}],  # absent and empty differ, as for the API server
+])
+def test_distinct_selectors_are_not_duplicates(value: list[Any]) -> None:
+    cfg = build_config(POOLS, [l2adv("l", node_selectors=value)])
+    assert cfg.problems_for("L2Advertisement", "l") == []
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("namespaces", ["a", "b", "a"],
+     "spec.serviceAllocation.namespaces[2]: duplicate value 'a' (first at [0])"),
+    ("namespaceSelectors", [DUP, DUP], "spec.serviceAllocation.namespaceSelectors[1]: "
+     "duplicate of [0]"),
+    ("serviceSelectors", [{"matchExpressions": [{"key": "k", "operator": "In",
+                                                 "values": ["v", "v"]}]}],
+     "spec.serviceAllocation.serviceSelectors[0].matchExpressions[0].values[1]: "
+     "duplicate value 'v'"),
+])
+def test_pool_duplicates_are_refused(field: str, value: list[Any], message: str) -> None:
+    cfg = build_config([pool("p") | {"spec": {"addresses": ["10.0.0.0/24"],
+                                              "serviceAllocation": {field: value}}}])
+    assert "p" not in cfg.pools
+    [problem] = cfg.problems_for("IPAddressPool", "p")
+    assert problem.message.startswith(message), problem.message
+
+
 # -- never raises ----------------------------------------------------------------------
 
 junk = st.recursive(
@@ -405,7 +527,8 @@ junk = st.recursive(
                                        "matchLabels", "matchExpressions", "key",
                                        "operator", "values", "ipAddressPools",
                                        "ipAddressPoolSelectors", "nodeSelectors",
-                                       "interfaces"]),
+                                       "interfaces", "serviceSelectors",
+                                       "preferredNodeSelectors", "weight", "preference"]),
                       children, max_size=4),
     max_leaves=12,
 )

@@ -146,7 +146,7 @@ def test_l2adv_spec_defaults_and_fields() -> None:
         ({"interfaces": ["eth/0"]}, "invalid interface name 'eth/0'"),
         ({"interfaces": [" eth0"]}, "invalid interface name ' eth0'"),
         ({"interfaces": ["eth0", "eth0"]}, "spec.interfaces: duplicate interface names"),
-        ({"ipAddressPools": ["a", "a"]}, "spec.ipAddressPools: duplicate pool names"),
+        ({"ipAddressPools": ["a", "a"]}, "spec.ipAddressPools[1]: duplicate value 'a'"),
         ({"ipAddressPools": "a"}, "spec.ipAddressPools: Input should be a valid list"),
         ({"nodeSelectors": [{"matchExpressions": [{"key": "k", "operator": "Exists",
                                                    "values": ["v"]}]}]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,8 @@ def test_match_labels_is_subset(wanted: dict[str, str], labels: dict[str, str]) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from("abc"), st.lists(st.sampled_from(["1", "2"]), min_size=1), labels_st)
+@given(st.sampled_from("abc"), st.lists(st.sampled_from(["1", "2"]), min_size=1, unique=True),
+       labels_st)
 def test_in_and_not_in_are_complements(key: str, values: list[str],
                                         labels: dict[str, str]) -> None:
     in_ = LabelSelector.parse({"matchExpressions": [expr(key, "In", *values)]})
@@ -261,7 +263,9 @@ def test_satisfiable_selectors_have_no_contradiction(raw: dict[str, Any]) -> Non
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("ab"),
                           st.sampled_from(OPERATORS),
-                          st.sets(st.sampled_from(["1", "2", "3"]), min_size=1)), max_size=4))
+                          st.sets(st.sampled_from(["1", "2", "3"]), min_size=1)), max_size=4,
+                unique_by=lambda r: (r[0], r[1], frozenset(r[2]) if r[1] in ("In", "NotIn")
+                                     else None)))  # repeated expressions are refused
 def test_contradiction_means_no_labels_match(reqs: list[tuple[str, str, set[str]]]) -> None:
     """Checked against every label set over the keys and values in play."""
     sel = LabelSelector.parse({"matchExpressions": [
@@ -271,3 +275,37 @@ def test_contradiction_means_no_labels_match(reqs: list[tuple[str, str, set[str]
         sel.matches({k: v for k, v in zip("ab", values, strict=True) if v is not None})
         for values in itertools.product(choices, repeat=2))
     assert (sel.contradiction() is None) == some_match
+
+
+def _selector_lists(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every list of label selectors in a CRD schema (items with matchLabels)."""
+    if isinstance(node, dict):
+        items = node.get("items")
+        if node.get("type") == "array" and isinstance(items, dict) and \
+                "matchLabels" in (items.get("properties") or {}):
+            yield path, node
+        for key, child in node.items():
+            yield from _selector_lists(child, f"{path}.{key}")
+    elif isinstance(node, list):
+        for child in node:
+            yield from _selector_lists(child, path)
+
+
+@pytest.mark.parametrize("crd", ["metallb.io_ipaddresspools.yaml",
+                                 "metallb.io_l2advertisements.yaml"])
+def test_crd_refuses_repeated_selectors_expressions_and_values(crd: str) -> None:
+    """MetalLB refuses repeated selectors, expressions and values: lists of type set
+    (the API server compares entries as written, as `duplicate_entries` does)."""
+    doc = yaml.safe_load((CRD_DIR / crd).read_text())
+    found = {path.rsplit(".", 1)[-1]: node for path, node in _selector_lists(doc)}
+    assert found, crd
+    for name, node in found.items():
+        assert node.get("x-kubernetes-list-type") == "set", name
+        props = node["items"]["properties"]
+        assert props["matchExpressions"]["x-kubernetes-list-type"] == "set", name
+        assert props["matchExpressions"]["items"]["x-kubernetes-map-type"] == "atomic", name
+        values = props["matchExpressions"]["items"]["properties"]["values"]
+        assert values["x-kubernetes-list-type"] == "set", name
+    expected = ({"namespaceSelectors", "serviceSelectors"} if "pool" in crd else
+                {"ipAddressPoolSelectors", "nodeSelectors", "serviceSelectors"})
+    assert set(found) == expected

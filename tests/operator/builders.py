@@ -79,9 +79,16 @@ def l2adv(
     pool_selectors: Sequence[Mapping[str, Any]] | None = None,
     node_selectors: Sequence[Mapping[str, Any]] | None = None,
     interfaces: Sequence[str] | None = None,
+    service_selectors: Sequence[Mapping[str, Any]] | None = None,
+    preferred: Sequence[tuple[int, Mapping[str, Any]]] | None = None,
     generation: int = 1,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {}
+    if service_selectors is not None:
+        spec["serviceSelectors"] = list(service_selectors)
+    if preferred is not None:
+        spec["preferredNodeSelectors"] = [{"weight": w, "preference": dict(sel)}
+                                          for w, sel in preferred]
     if pools is not None:
         spec["ipAddressPools"] = list(pools)
     if pool_selectors is not None:

@@ -120,9 +120,12 @@ def test_l2adv_conditions() -> None:
 
 
 def test_l2adv_conditions_with_no_ready_pool_selected() -> None:
+    # Valid, as in MetalLB: Ready, and the message says nothing is announced yet.
     cfg = config(pool("broken", "junk"), advs=[l2adv("l", ["broken"])])
     [ready] = l2adv_conditions(cfg, "l")
-    assert (ready.status, ready.reason) == (False, "NoMatchingPools")
+    assert (ready.status, ready.reason) == (True, "Accepted")
+    assert ready.message == ("announces pools: none; no Ready IPAddressPool is selected "
+                             "(yet): nothing is announced")
     cfg = config(advs=[l2adv("l")])
     assert l2adv_conditions(cfg, "l") == [
         ConditionSpec("Ready", True, "Accepted", "announces pools: none")]
