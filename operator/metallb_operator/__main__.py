@@ -32,6 +32,7 @@ from metallb_operator.handlers import (
 from metallb_operator.leader import LeaderElector
 from metallb_operator.metrics import OperatorMetrics
 from metallb_operator.settings import OperatorSettings, parse_args
+from metallb_operator.webhook import Webhook
 
 log = logging.getLogger("metallb.operator")
 
@@ -60,6 +61,21 @@ async def run(settings: OperatorSettings) -> int:
     if settings.metrics_port:
         serve(settings.metrics_host, settings.metrics_port, metrics.registry, health)
     beating = spawn("heartbeat", heartbeat.run)
+    # The admission webhook is served by every replica, standby included (as MetalLB's).
+    webhook_client = KubeClient(conn, limit=4, user_agent="metallb-py-operator/webhook")
+    webhook: asyncio.Task[None] | None = None
+    if settings.webhook.port:
+        hook = Webhook(settings.webhook, settings.namespace, webhook_client)
+        health.ready["webhook"] = hook.check
+        webhook = spawn("webhook", hook.run)
+
+    async def stop_webhook() -> None:
+        if webhook is not None:
+            webhook.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await webhook
+        await webhook_client.close()
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,6 +95,7 @@ async def run(settings: OperatorSettings) -> int:
         if stop.is_set():
             acquire.cancel()
             beating.cancel()
+            await stop_webhook()
             await client.close()
             await lease_client.close()
             return 0
@@ -120,6 +137,7 @@ async def run(settings: OperatorSettings) -> int:
     await elector.release()
     await lease_client.close()
     await client.close()
+    await stop_webhook()
     beating.cancel()
     log.info("stopped", extra={"event": "stopped"})
     return code

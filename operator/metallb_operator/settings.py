@@ -8,6 +8,26 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The validating admission webhook (see webhook.py); port 0: not served."""
+
+    host: str = "0.0.0.0"
+    port: int = 0
+    cert_dir: str = "/tmp/k8s-webhook-server/serving-certs"  # MetalLB's --cert-dir
+    list_timeout: float = 5.0  # under the apiserver's default webhook timeout (10 s)
+    reload_period: float = 10.0  # how often a renewed certificate is looked for
+
+    @property
+    def cert_file(self) -> Path:
+        return Path(self.cert_dir) / "tls.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.cert_dir) / "tls.key"
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,7 @@ class OperatorSettings:
     api_concurrency: int = 32  # > workers: Events and status writes always get a slot
     status_flush_interval: float = 0.5
     log_level: str = "info"
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -49,6 +70,12 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
     p.add_argument("--identity", default=_env("IDENTITY") or d.identity)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
+    w = d.webhook
+    p.add_argument("--webhook-port", type=int, default=int(_env("WEBHOOK_PORT") or w.port),
+                   help="serve the validating admission webhook (HTTPS) on this port; 0: off")
+    p.add_argument("--webhook-host", default=_env("WEBHOOK_HOST", w.host))
+    p.add_argument("--webhook-cert-dir", default=_env("WEBHOOK_CERT_DIR", w.cert_dir),
+                   help="directory with tls.crt and tls.key (re-read when they change)")
     a = p.parse_args(argv)
     return OperatorSettings(
         namespace=a.namespace,
@@ -62,4 +89,6 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         identity=a.identity,
         workers=a.workers,
         log_level=a.log_level,
+        webhook=WebhookSettings(host=a.webhook_host, port=a.webhook_port,
+                                cert_dir=a.webhook_cert_dir),
     )

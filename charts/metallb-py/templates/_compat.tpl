@@ -122,11 +122,11 @@ MetalLB keys accepted and ignored (no effect here): one "key: why" line each, fo
 {{- define "metallb-py.ignoredKeys" -}}
 {{- $v := .Values -}}
 {{- $c := $v.controller | default dict -}}
-{{- if $c.webhookMode }}
-controller.webhookMode: no admission webhook; the CRD schema and CEL rules validate, conditions and Events report the rest
+{{- if and (eq (toString $c.webhookMode) "enabled") (not $v.webhook.enabled) }}
+controller.webhookMode=enabled: the admission webhook is served only with webhook.enabled=true (the API server must reach it; see values.yaml)
 {{- end }}
-{{- if (($v.crds | default dict).validationFailurePolicy) }}
-crds.validationFailurePolicy: no admission webhook
+{{- if and (($v.crds | default dict).validationFailurePolicy) (not $v.webhook.enabled) }}
+crds.validationFailurePolicy: applies with webhook.enabled=true
 {{- end }}
 {{- range $k, $on := dict "frrk8s.enabled" (($v.frrk8s | default dict).enabled) "frrk8s.external" (($v.frrk8s | default dict).external) "speaker.frr.enabled" (($v.speaker.frr | default dict).enabled) "speaker.bgpDebounceTimeout" (not (kindIs "invalid" $v.speaker.bgpDebounceTimeout)) }}
 {{- if $on }}
@@ -135,7 +135,7 @@ crds.validationFailurePolicy: no admission webhook
 {{- end }}
 {{- range $k := list "tlsMinVersion" "tlsCipherSuites" }}
 {{- if get $c $k }}
-controller.{{ $k }}: no TLS endpoint (no webhook, metrics over HTTP)
+controller.{{ $k }}: TLS settings are Python's defaults (TLS 1.2 or newer), metrics over HTTP
 {{- end }}
 {{- end }}
 {{- if (($v.prometheus | default dict).rbacProxy) }}
