@@ -163,6 +163,8 @@ class SpeakerController:
         # everything (membership, Nodes, configuration).
         self._dirty: set[str] = set()
         self._full = True
+        # Membership changed: re-decide the groups of equal decisions, not every Service.
+        self._membership = False
         # The addresses we announce (what the announcer was last given), and how many
         # of our owned Services hold each one (a shared address may have several).
         self._owned: dict[IP, tuple[str, ...]] = {}
@@ -259,7 +261,7 @@ class SpeakerController:
         if (view.alive, view.ready, view.joined) == (old.alive, old.ready, old.joined) \
                 and not self._reassert:
             return  # e.g. a member suspected or cleared: the election's inputs are the same
-        self._full = True
+        self._membership = True
         self._recompute("membership")  # failover path: no coalescing delay
 
     # -- watch events ---------------------------------------------------------------
@@ -407,20 +409,30 @@ class SpeakerController:
         inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
                      self.s.honor_exclude_label)
         old_decisions: Mapping[str, Decision]
-        if self._full or self._reassert:
+        membership, self._membership = self._membership, False
+        if self._full or self._reassert or (membership and not self.election.grouped(inp)):
             self._full = False
             self._dirty.clear()
-            decisions = self.election.decide_all(me, self.services, inp, self.decisions)
+            decisions = self.election.decide_all(me, self.services, inp, self.decisions,
+                                                 complete=True)
             old_decisions = self.decisions
             gone = [k for k in old_decisions if k not in decisions]
             self.decisions = decisions
         else:  # only Services whose inputs changed: no work for the others
+            # After a membership change, first the Services whose decision it changed
+            # (once per group of equal decisions); then those with new inputs, which
+            # join their groups as decided with the new membership.
+            decisions = self.election.redecide(me, inp) if membership else {}
             dirty, self._dirty = self._dirty, set()
-            decisions = self.election.decide_all(
+            decisions.update(self.election.decide_all(
                 me, {k: self.services[k] for k in dirty if k in self.services}, inp,
-                self.decisions)
-            old_decisions = {k: self.decisions[k] for k in dirty if k in self.decisions}
-            gone = [k for k in old_decisions if k not in decisions]
+                self.decisions))
+            old_decisions = {k: self.decisions[k] for k in decisions.keys() | dirty
+                             if k in self.decisions}
+            gone = [k for k in dirty if k in old_decisions and k not in self.services]
+            for key in gone:
+                self.election.forget(key)
+                decisions.pop(key, None)
             self.decisions.update(decisions)
             for key in gone:
                 del self.decisions[key]

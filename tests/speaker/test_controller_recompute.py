@@ -45,11 +45,18 @@ class CountingElection(Election):
     def __init__(self) -> None:
         super().__init__()
         self.asked: list[set[str]] = []
+        self.redecided: list[set[str]] = []
 
     def decide_all(self, me: str, services: Mapping[str, ServiceState], inp: Inputs,
-                   previous: Mapping[str, Decision] | None = None) -> Any:
+                   previous: Mapping[str, Decision] | None = None,
+                   complete: bool = False) -> Any:
         self.asked.append(set(services))
-        return super().decide_all(me, services, inp, previous)
+        return super().decide_all(me, services, inp, previous, complete)
+
+    def redecide(self, me: str, inp: Inputs) -> dict[str, Decision]:
+        out = super().redecide(me, inp)
+        self.redecided.append(set(out))
+        return out
 
 
 class Announcer(MembershipOnly):
@@ -141,9 +148,15 @@ def test_a_service_event_re_decides_only_that_service(ctl: SpeakerController) ->
     assert election.asked == [{"apps/s7"}, {"apps/s8"}]  # s9 deleted: nothing to decide
     assert ctl.decisions["apps/s7"].reason is Reason.NO_ENDPOINTS
     assert "apps/s9" not in ctl.decisions
-    # a membership change re-decides everything
+    # a membership change re-decides once per group of equal decisions, and hands on
+    # only the Services whose decision changed: those n3 owned
+    n3_owned = {k for k, d in ctl.decisions.items() if d.owner == "n3"}
+    assert n3_owned and len(n3_owned) < len(ctl.services)
+    asked = len(election.asked)
     ctl._apply_view(View(frozenset({"n1", "n2"}), frozenset({"n1", "n2"}), 2, joined=True), [])
-    assert election.asked[-1] == set(ctl.services)
+    assert election.redecided[-1] == n3_owned
+    assert len(election.asked) == asked + 1 and election.asked[-1] == set()  # nothing dirty
+    assert not any(d.owner == "n3" for d in ctl.decisions.values())
 
 
 def test_incremental_state_equals_a_full_election(ctl: SpeakerController) -> None:

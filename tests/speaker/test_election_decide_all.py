@@ -63,3 +63,39 @@ def test_decide_all_equals_deciding_each(svcs: list[tuple[str | None, list[str],
     for d in got.values():  # and they are real Decisions: immutable like the others
         with pytest.raises(AttributeError):
             d.owner = "x"  # type: ignore[misc]
+
+
+memberships = st.lists(st.tuples(st.frozensets(st.sampled_from(NODES)),
+                                 st.frozensets(st.sampled_from(NODES))),
+                       min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(svcs=services, edge=st.frozensets(st.sampled_from(NODES)),
+       rounds=memberships, changed=st.sets(st.integers(0, 29)), me=st.sampled_from(NODES))
+def test_redecide_after_membership_changes_equals_a_full_round(
+        svcs: list[tuple[str | None, list[str], bool, frozenset[str], bool]],
+        edge: frozenset[str], rounds: list[tuple[frozenset[str], frozenset[str]]],
+        changed: set[int], me: str) -> None:
+    """After a complete round, each membership change re-decided by groups
+    (`redecide`, which returns only the Decisions that changed) plus a round for the
+    Services whose inputs changed meanwhile (a flipped traffic policy) leaves every
+    Service with the Decision a full round from scratch gives."""
+    nodes = {n: NodeState(n, {"edge": "yes"} if n in edge else {}) for n in NODES}
+    state = {f"ns/s{i}": ServiceState(f"ns/s{i}", tuple(ips), pool, local, eps, serving)
+             for i, (pool, ips, local, eps, serving) in enumerate(svcs)}
+    election = Election()
+    inp = Inputs(nodes, frozenset(NODES), frozenset(NODES), CONFIG)
+    decisions = election.decide_all(me, state, inp, complete=True)
+    for live, ready in rounds:
+        inp = Inputs(nodes, live | {me}, (ready & live) | {me}, CONFIG)
+        assert election.grouped(inp)
+        new = election.redecide(me, inp)
+        assert all(decisions[k] != d for k, d in new.items())  # only what changed
+        decisions.update(new)
+        dirty = {k: ServiceState(k, s.ips, s.pool, not s.local, s.endpoint_nodes,
+                                 s.has_endpoints)
+                 for i, (k, s) in enumerate(state.items()) if i in changed}
+        state.update(dirty)
+        decisions.update(election.decide_all(me, dirty, inp, decisions))
+        assert decisions == {k: Election().decide(me, s, inp) for k, s in state.items()}
