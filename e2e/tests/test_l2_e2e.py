@@ -94,14 +94,14 @@ def test_ipv4_and_ipv6_through_the_external_ip(healthy: NetLab) -> None:
     assert mine == [{"node": announcer.name, "serviceName": "dual",
                      "serviceNamespace": lab.apps,
                      "interfaces": [{"name": "eth0"}]}]
-    assert lab.speaker_metric(announcer, "metallb_layer2_gratuitous_sent_total",
+    assert lab.speaker_metric(announcer, "metallb_layer2_gratuitous_sent",
                               f'ip="{v4}"') is not None
     # Forget the neighbour and ask again: now it is the speaker's ARP reply that answers.
     ip("neigh", "flush", "all", ns=lab.client_ns)
     assert curl_node(lab, v4) == announcer.name
-    assert (lab.speaker_metric(announcer, "metallb_layer2_responses_sent_total",
+    assert (lab.speaker_metric(announcer, "metallb_layer2_responses_sent",
                                f'ip="{v4}"') or 0) >= 1
-    assert (lab.speaker_metric(announcer, "metallb_layer2_requests_received_total",
+    assert (lab.speaker_metric(announcer, "metallb_layer2_requests_received",
                                f'ip="{v4}"') or 0) >= 1
 
 

@@ -21,7 +21,7 @@ import kopf
 from metallb_kube import logs
 from metallb_kube.client import Connection, KubeClient
 from metallb_kube.events import EventRecorder
-from metallb_kube.health import Health, Heartbeat, serve
+from metallb_kube.health import Health, Heartbeat, TLSFiles, serve
 from metallb_kube.supervise import Backoff, spawn
 from metallb_operator.controller import Controller
 from metallb_operator.handlers import (
@@ -60,6 +60,9 @@ async def run(settings: OperatorSettings) -> int:
         None)}
     if settings.metrics_port:
         serve(settings.metrics_host, settings.metrics_port, metrics.registry, health)
+    if settings.secure_metrics_port:
+        serve(settings.metrics_host, settings.secure_metrics_port, metrics.registry, health,
+              TLSFiles(settings.tls_cert_file, settings.tls_key_file))
     beating = spawn("heartbeat", heartbeat.run)
     # The admission webhook is served by every replica, standby included (as MetalLB's).
     webhook_client = KubeClient(conn, limit=4, user_agent="metallb-py-operator/webhook")
@@ -109,6 +112,13 @@ async def run(settings: OperatorSettings) -> int:
     controller = Controller(settings, client, recorder, metrics,
                             writable=elector.leading if settings.leader_election else None)
     metrics.leading.set_function(lambda: float(controller.writable.is_set()))
+    # MetalLB's k8s client series: Service passes of the work queue and their retries;
+    # the configuration loaded once the start-up sync read it, stale while some pool or
+    # advertisement is refused (MetalLB refuses the whole configuration instead).
+    metrics.client.updates = lambda: controller.queue.processed
+    metrics.client.update_errors = lambda: controller.queue.retried
+    metrics.client.config_loaded = controller.synced.is_set
+    metrics.client.config_stale = lambda: bool(controller.allocator.config.problems)
     leading.append(controller)
     stopping = asyncio.create_task(stop.wait())
     holder = asyncio.create_task(elector.hold()) if settings.leader_election else None

@@ -2,6 +2,10 @@
 
 Gauges are float64: an IPv6 /64 (2^64 addresses) is represented exactly, where
 MetalLB's int64 arithmetic overflows to negative numbers.
+
+MetalLB's controller series (tests/fixtures/metallb_series.txt): metallb_allocator_*,
+metallb_k8s_client_*, process_*. metallb_controller_* and the other metallb_allocator_ /
+metallb_k8s_client_ names are metallb-py's own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metallb_api.addresses import Family
+from metallb_kube.exposition import ClientStats, K8sClientCollector, register_process_metrics
 from metallb_operator.allocator import PoolUsage
 
 
@@ -21,6 +26,10 @@ class OperatorMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        register_process_metrics(r)
+        # Wired in __main__ to the leader's work queue and configuration.
+        self.client = ClientStats()
+        r.register(K8sClientCollector(self.client))
         p = "metallb_allocator_"
         self.in_use = Gauge(p + "addresses_in_use_total", "Addresses in use, per pool",
                             ["pool"], registry=r)

@@ -37,6 +37,10 @@ class OperatorSettings:
     kubeconfig: str | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 7472
+    # The same endpoints over HTTPS (0: off), certificate and key from files (a Secret).
+    secure_metrics_port: int = 0
+    tls_cert_file: str = "/etc/metrics/tls.crt"
+    tls_key_file: str = "/etc/metrics/tls.key"
     leader_election: bool = True
     lease_name: str = "metallb-py-operator"
     lease_duration: float = 15.0
@@ -63,6 +67,12 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
     p.add_argument("--kubeconfig", default=_env("KUBECONFIG_PATH"))
     p.add_argument("--metrics-host", default=_env("METRICS_HOST", d.metrics_host))
     p.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT") or d.metrics_port))
+    p.add_argument("--secure-metrics-port", type=int,
+                   default=int(_env("SECURE_METRICS_PORT") or d.secure_metrics_port),
+                   help="also serve /metrics, /livez, /readyz over HTTPS here; 0: off")
+    p.add_argument("--tls-cert-file", default=_env("TLS_CERT_FILE", d.tls_cert_file))
+    p.add_argument("--tls-private-key-file",
+                   default=_env("TLS_PRIVATE_KEY_FILE", d.tls_key_file))
     p.add_argument("--no-leader-election", action="store_true",
                    default=_env("LEADER_ELECTION", "true") == "false")
     p.add_argument("--lease-name", default=_env("LEASE_NAME", d.lease_name))
@@ -83,6 +93,9 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         kubeconfig=a.kubeconfig,
         metrics_host=a.metrics_host,
         metrics_port=a.metrics_port,
+        secure_metrics_port=a.secure_metrics_port,
+        tls_cert_file=a.tls_cert_file,
+        tls_key_file=a.tls_private_key_file,
         leader_election=not a.no_leader_election,
         lease_name=a.lease_name,
         lease_duration=a.lease_duration,

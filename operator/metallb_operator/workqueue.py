@@ -17,6 +17,10 @@ class WorkQueue:
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
+        # Passes done, and keys put back after a failed pass (`add_after` is the retry
+        # path): MetalLB's metallb_k8s_client_updates_total / _update_errors_total.
+        self.processed = 0
+        self.retried = 0
 
     def __len__(self) -> int:
         return len(self._dirty) + len(self._processing)
@@ -29,6 +33,7 @@ class WorkQueue:
             self._ready.put_nowait(key)
 
     def add_after(self, key: str, delay: float) -> None:
+        self.retried += 1
         later = self._call_later or asyncio.get_running_loop().call_later
         later(delay, self.add, key)
 
@@ -39,6 +44,7 @@ class WorkQueue:
         return key
 
     def done(self, key: str) -> None:
+        self.processed += 1
         self._processing.discard(key)
         if key in self._dirty:
             self._ready.put_nowait(key)

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from metallb_kube import logs
 from metallb_kube.client import ApiError, Connection, KubeClient
 from metallb_kube.events import EventRecorder
-from metallb_kube.health import Health, Heartbeat, serve
+from metallb_kube.health import Health, Heartbeat, TLSFiles, serve
 from metallb_kube.supervise import Backoff, spawn
 from metallb_speaker.announce import Announcer, MembershipOnly
 from metallb_speaker.controller import SpeakerController
-from metallb_speaker.dataplane.plane import DataPlane
+from metallb_speaker.dataplane.plane import Counters, DataPlane
 from metallb_speaker.discovery import Discovery
 from metallb_speaker.metrics import DataPlaneCollector, GossipCollector, SpeakerMetrics
 from metallb_speaker.settings import SpeakerSettings, parse_args
@@ -86,6 +86,9 @@ async def run(s: SpeakerSettings) -> int:
     health.ready["started"] = lambda: phase[0] or None
     if s.metrics_port:
         serve(s.metrics_host, s.metrics_port, metrics.registry, health)
+    if s.secure_metrics_port:
+        serve(s.metrics_host, s.secure_metrics_port, metrics.registry, health,
+              TLSFiles(s.tls_cert_file, s.tls_key_file))
     beating = spawn("heartbeat", heartbeat.run)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,7 +104,11 @@ async def run(s: SpeakerSettings) -> int:
     controller = SpeakerController(s, client, recorder, metrics, announcer)
     if isinstance(announcer, DataPlane):
         announcer.on_conflict = controller.on_conflict
-        metrics.registry.register(DataPlaneCollector(announcer.counters))
+    # Without a data plane the layer-2 series are still there (no samples: nothing sent).
+    metrics.registry.register(DataPlaneCollector(
+        announcer.counters if isinstance(announcer, DataPlane) else Counters()))
+    metrics.client.config_loaded = controller.synced.is_set
+    metrics.client.config_stale = lambda: bool(controller.config.problems)
     gossip = GossipThread(s.node_name, advertise, s.bind_address, s.gossip_port, secret,
                           s.membership, controller.on_view, tick=s.tick)
     metrics.registry.register(GossipCollector(gossip.counters, gossip.membership.stats))

@@ -1,4 +1,9 @@
-"""Speaker metrics, MetalLB's names where MetalLB has one, on an explicit registry."""
+"""Speaker metrics, MetalLB's names where MetalLB has one, on an explicit registry.
+
+MetalLB's speaker series (tests/fixtures/metallb_series.txt): metallb_speaker_announced,
+metallb_layer2_{requests_received,responses_sent,gratuitous_sent} (counters named without
+`_total`, exposed so), metallb_k8s_client_*, process_*. The rest are metallb-py's own.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from metallb_kube.exposition import (
+    BareCounter,
+    ClientStats,
+    K8sClientCollector,
+    register_process_metrics,
+)
 
 RECOMPUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -24,6 +36,14 @@ class SpeakerMetrics:
         self.announced_source: Callable[[], Iterable[tuple[str, str]]] = tuple
         self.node = ""
         r.register(_Announced(self))
+        register_process_metrics(r)
+        # MetalLB counts a reconcile per Service / Node / configuration change: here
+        # the recomputes those changes trigger (coalesced per loop turn, as
+        # controller-runtime coalesces reconciles); membership changes are not API
+        # updates. The election cannot fail, so update errors stay 0.
+        self.client = ClientStats()
+        self.client.updates = self._updates
+        r.register(K8sClientCollector(self.client))
         self.decisions = Gauge("metallb_speaker_election_decisions",
                                "Services by this node's election outcome", ["reason"],
                                registry=r)
@@ -50,6 +70,10 @@ class SpeakerMetrics:
                                        registry=r)
         self.status_pending = Gauge("metallb_speaker_l2status_pending",
                                     "ServiceL2Status writes waiting to be sent", registry=r)
+
+    def _updates(self) -> float:
+        return sum(s.value for m in self.recompute.collect() for s in m.samples
+                   if s.name.endswith("_count") and s.labels.get("trigger") != "membership")
 
 
 class _Announced(Collector):
@@ -79,13 +103,14 @@ class DataPlaneCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         for name, doc, table in (
-            ("metallb_layer2_requests_received", "ARP/NDP requests received for announced "
-             "addresses", self._c.requests),
-            ("metallb_layer2_responses_sent", "ARP/NDP responses sent", self._c.responses),
-            ("metallb_layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA rounds sent",
-             self._c.gratuitous),
+            ("metallb_layer2_requests_received", "Number of layer2 requests received for "
+             "owned IPs", self._c.requests),
+            ("metallb_layer2_responses_sent", "Number of layer2 responses sent for owned IPs "
+             "in response to requests", self._c.responses),
+            ("metallb_layer2_gratuitous_sent", "Number of gratuitous layer2 packets sent for "
+             "owned IPs as a result of failovers", self._c.gratuitous),
         ):
-            fam = CounterMetricFamily(name, doc, labels=["ip"])
+            fam = BareCounter(name, doc, ["ip"])
             for packed, v in dict(table).items():
                 fam.add_metric([self._ip(packed)], v)
             yield fam

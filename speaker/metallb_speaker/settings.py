@@ -23,6 +23,10 @@ class SpeakerSettings:
     secret_key: str = "secretkey"
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 7473
+    # The same endpoints over HTTPS (0: off), certificate and key from files (a Secret).
+    secure_metrics_port: int = 0
+    tls_cert_file: str = "/etc/metrics/tls.crt"
+    tls_key_file: str = "/etc/metrics/tls.key"
     load_balancer_class: str | None = None
     honor_exclude_label: bool = True
     dataplane: bool = True
@@ -52,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
     p.add_argument("--secret-name", default=_env("SECRET_NAME", "metallb-py-memberlist"))
     p.add_argument("--metrics-host", default=_env("METRICS_HOST", "0.0.0.0"))
     p.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT") or 7473))
+    p.add_argument("--secure-metrics-port", type=int,
+                   default=int(_env("SECURE_METRICS_PORT") or 0),
+                   help="also serve /metrics, /livez, /readyz over HTTPS here; 0: off")
+    p.add_argument("--tls-cert-file", default=_env("TLS_CERT_FILE", "/etc/metrics/tls.crt"))
+    p.add_argument("--tls-private-key-file",
+                   default=_env("TLS_PRIVATE_KEY_FILE", "/etc/metrics/tls.key"))
     p.add_argument("--lb-class", default=_env("LB_CLASS"))
     p.add_argument("--ignore-exclude-lb", action="store_true",
                    default=_env("IGNORE_EXCLUDE_LB", "false") == "true",
@@ -78,6 +88,8 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
         advertise_address=a.advertise_address, bind_address=a.bind_address,
         gossip_port=a.gossip_port, secret_name=a.secret_name, metrics_host=a.metrics_host,
         metrics_port=a.metrics_port, load_balancer_class=a.lb_class or None,
+        secure_metrics_port=a.secure_metrics_port, tls_cert_file=a.tls_cert_file,
+        tls_key_file=a.tls_private_key_file,
         honor_exclude_label=not a.ignore_exclude_lb, dataplane=not a.no_dataplane,
         log_level=a.log_level, membership=MembershipConfig(hold_down=a.hold_down),
         conflict_mode=a.on_conflict, kube_proxy_healthz_port=a.kube_proxy_healthz_port,

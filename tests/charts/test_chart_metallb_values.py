@@ -276,10 +276,8 @@ def test_our_layout_still_wins_where_metallb_is_silent(helm_env: dict[str, str],
 # -- what metallb-py cannot honour: a message naming the key -------------------------------
 REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"configInline": {"address-pools": []}}, "metallbctl convert"),
-    ({"prometheus": {"speakerMetricsTLSSecret": "certs"}}, "prometheus.speakerMetricsTLSSecret"),
     ({"speaker": {"memberlist": {"enabled": False}}}, "speaker.memberlist.enabled"),
     ({"speaker": {"excludeInterfaces": {"enabled": False}}}, "speaker.excludeInterfaces.enabled"),
-    ({"tls": {"speakerMetricsTLSSecret": "certs"}}, "tls.speakerMetricsTLSSecret"),
     ({"tls": {"minVersion": "VersionTLS13"}}, "tls.minVersion"),
     ({"prometheus": {"metricsPort": 9999}}, "prometheus.metricsPort"),
     ({"controller": {"command": "/controller"}}, "controller.command"),
@@ -312,7 +310,8 @@ def test_unsupported_metallb_key_fails_naming_it(helm_env: dict[str, str], tmp_p
 # -- Prometheus Operator objects: only when asked ------------------------------------------
 def metric_names_in_code() -> set[str]:
     names = set()
-    for src in ("speaker/metallb_speaker/metrics.py", "operator/metallb_operator/metrics.py"):
+    for src in ("speaker/metallb_speaker/metrics.py", "operator/metallb_operator/metrics.py",
+                "api/metallb_kube/exposition.py"):
         text = (REPO_ROOT / src).read_text()
         names |= set(re.findall(r'"(metallb_[a-z0-9_]+)"', text))
         # prefixes joined in code: p = "metallb_allocator_"; p + "addresses_total"

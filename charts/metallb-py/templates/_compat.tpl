@@ -139,10 +139,7 @@ controller.{{ $k }}: TLS settings are Python's defaults (TLS 1.2 or newer), metr
 {{- end }}
 {{- end }}
 {{- if (($v.prometheus | default dict).rbacProxy) }}
-prometheus.rbacProxy: no kube-rbac-proxy (metrics over HTTP)
-{{- end }}
-{{- if not (kindIs "invalid" ($v.prometheus | default dict).secureMetricsPort) }}
-prometheus.secureMetricsPort: metrics over HTTP
+prometheus.rbacProxy: no kube-rbac-proxy (the components serve HTTPS themselves on prometheus.secureMetricsPort)
 {{- end }}
 {{- if hasKey $v "frr-k8s" }}
 frr-k8s: metallb-py is layer 2 only (no frr-k8s subchart)
@@ -150,10 +147,11 @@ frr-k8s: metallb-py is layer 2 only (no frr-k8s subchart)
 {{- if (($v.prometheus | default dict).prometheusRule | default dict).bgpSessionDown }}
 prometheus.prometheusRule.bgpSessionDown: no BGP sessions
 {{- end }}
+{{- $secure := or (include "metallb-py.metricsTLS" (dict "root" . "component" "operator") | fromYaml).port (include "metallb-py.metricsTLS" (dict "root" . "component" "speaker") | fromYaml).port }}
 {{- range $k := list "podMonitor" "serviceMonitor" }}
 {{- $m := (get ($v.prometheus | default dict) $k) | default dict }}
-{{- if or $m.tlsConfig ($m.speaker | default dict).tlsConfig ($m.controller | default dict).tlsConfig }}
-prometheus.{{ $k }}.tlsConfig: metrics are plain HTTP
+{{- if and (not $secure) (or $m.tlsConfig ($m.speaker | default dict).tlsConfig ($m.controller | default dict).tlsConfig) }}
+prometheus.{{ $k }}.tlsConfig: metrics are plain HTTP (no prometheus.secureMetricsPort)
 {{- end }}
 {{- end }}
 {{- with $v.speaker.memberlist }}
@@ -169,15 +167,14 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- $c := $v.controller | default dict -}}
 {{- $s := $v.speaker -}}
 {{- $_ := include "metallb-py.lbClass" . -}}
-{{- $prom0 := $v.prometheus | default dict -}}
 {{- range $comp, $vals := dict "controller" $c "speaker" $s -}}
 {{- if $vals.command -}}
 {{- fail (printf "%s.command=%v: metallb-py's image runs its own commands (metallb-operator, metallb-speaker); MetalLB's binaries are not in it. Remove the key." $comp $vals.command) -}}
 {{- end -}}
 {{- end -}}
 {{- range $k, $val := ($v.tls | default dict) -}}
-{{- if $val -}}
-{{- fail (printf "tls.%s: metallb-py serves metrics over plain HTTP (operator.metrics.port, speaker.metrics.port); TLS for metrics is not supported. Remove the key." $k) -}}
+{{- if and $val (not (has $k (list "controllerMetricsTLSSecret" "speakerMetricsTLSSecret"))) -}}
+{{- fail (printf "tls.%s: not configurable: metallb-py's HTTPS metrics (prometheus.secureMetricsPort) use Python's TLS defaults (TLS 1.2 or newer). Remove the key." $k) -}}
 {{- end -}}
 {{- end -}}
 {{- $prom := $v.prometheus | default dict -}}
@@ -195,11 +192,6 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- end -}}
 {{- if $v.configInline -}}
 {{- fail "configInline: MetalLB >= 0.13 refuses it too. Convert it to IPAddressPools and L2Advertisements: `metallbctl convert -f configmap.yaml`." -}}
-{{- end -}}
-{{- range $k := list "speakerMetricsTLSSecret" "controllerMetricsTLSSecret" -}}
-{{- if get $prom0 $k -}}
-{{- fail (printf "prometheus.%s: metallb-py serves metrics over plain HTTP; TLS for metrics is not supported. Remove the key." $k) -}}
-{{- end -}}
 {{- end -}}
 {{- if $s.wanConfig -}}
 {{- fail "speaker.wanConfig: the speakers' gossip has no WAN profile (its timings are tuned for one L2 segment). Remove the key." -}}

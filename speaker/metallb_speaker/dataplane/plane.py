@@ -391,13 +391,15 @@ class DataPlane(threading.Thread):
                 log.info("announcing", extra={"event": "announcing", "ip": str(ip),
                                               "interface": name})
             for _ in range(garps):
+                # Counted per packet sent, as MetalLB (an IPv4 round is two: request and
+                # reply form).
                 if v4:
-                    self._send(iface, gratuitous_arp_request(iface.mac, packed))
-                    self._send(iface, gratuitous_arp_reply(iface.mac, packed))
+                    sent = self._send(iface, gratuitous_arp_request(iface.mac, packed)) \
+                        + self._send(iface, gratuitous_arp_reply(iface.mac, packed))
                 else:
-                    self._send(iface, unsolicited_na(iface.mac, packed))
+                    sent = self._send(iface, unsolicited_na(iface.mac, packed))
                 g = self.counters.gratuitous
-                g[packed] = g.get(packed, 0) + 1
+                g[packed] = g.get(packed, 0) + sent
                 rounds += 1
         if rounds >= BULK_ROUNDS:  # a takeover of many addresses: how long it took to send
             log.info("gratuitous announcements sent", extra={
@@ -409,12 +411,15 @@ class DataPlane(threading.Thread):
         if changed:
             self._rebuild_sets()
 
-    def _send(self, iface: _Iface, frame: bytes) -> None:
+    def _send(self, iface: _Iface, frame: bytes) -> int:
+        """1 if sent, 0 if not (logged)."""
         try:
             iface.arp.send(frame)
         except OSError as exc:
             log.warning("send failed", extra={"event": "sendError", "interface": iface.name,
                                               "error": str(exc)})
+            return 0
+        return 1
 
     # -- hot paths ------------------------------------------------------------------
     def _read(self, iface: _Iface, kind: str) -> None:
@@ -428,18 +433,25 @@ class DataPlane(threading.Thread):
             lo, hi = 62, 78  # NS target address
         recv, send, mac = sock.sock.recv, sock.sock.send, iface.mac
         req, resp = self.counters.requests, self.counters.responses
+        conflict = DropReason.SENDER_IP_CONFLICT
         for _ in range(BATCH):
             try:
                 frame = recv(2048)
             except BlockingIOError:
                 return
             r = answer(frame, owned, mac)
+            # As MetalLB: a request for an owned address counts as received before we
+            # answer (a failed send counts no response), and also when another host
+            # asking from one of our addresses gets no answer (a conflict).
             if type(r) is bytes:
-                send(r)
                 target = frame[lo:hi]
                 req[target] = req.get(target, 0) + 1
+                send(r)
                 resp[target] = resp.get(target, 0) + 1
             else:
+                if r is conflict:
+                    target = frame[lo:hi]
+                    req[target] = req.get(target, 0) + 1
                 slow(iface, frame, r)
 
     def _arp_slow(self, iface: _Iface, frame: bytes, why: DropReason | bytes) -> None:
