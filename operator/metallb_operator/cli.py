@@ -1,13 +1,15 @@
 """metallbctl: the user CLI of metallb-py.
 
-    metallbctl validate -f FILE [-f FILE ...]   check IPAddressPools + L2Advertisements offline
+    metallbctl validate -f FILE|DIR|- [...]     check IPAddressPools + L2Advertisements offline
     metallbctl convert -f CONFIGMAP.yaml        MetalLB v0.12 ConfigMap -> metallb.io/v1beta1 CRs
     metallbctl status [-n NS]                   pools, LoadBalancer Services, who announces them
 
-Pure logic first (`load_documents`, `validate_documents`, `convert_configmap`,
-`render_status`), thin I/O around it (`main`, `fetch_status`). Validation is the same
+Pure logic first (`load_documents`, `validate_documents`, `unknown_fields`,
+`convert_configmap`, `render_status`), thin I/O around it (`main`, `fetch_status` over
+the components' own client and kubeconfig loader). Validation is the same
 `metallb_api.config.build_config` the operator and the speaker run, so what `validate`
-accepts is exactly what becomes Ready in the cluster.
+accepts is exactly what becomes Ready in the cluster; unknown fields are refused from the
+CRD schemas as the apiserver's strict field validation (kubectl's default) refuses them.
 
 Exit codes: 0 fine, 1 problems found (invalid configuration, API error),
 2 unusable input (unreadable file, YAML syntax error, no kubeconfig, bad flags).
@@ -16,16 +18,15 @@ Exit codes: 0 fine, 1 problems found (invalid configuration, API error),
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import importlib.metadata
-import json
 import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -33,6 +34,9 @@ from metallb_api import API_VERSION, GROUP, VERSION
 from metallb_api.addresses import AddressError, Family, parse_entry
 from metallb_api.config import Config, ProblemReason, build_config
 from metallb_api.service import ALLOCATED_FROM_POOL
+
+if TYPE_CHECKING:  # aiohttp is imported only by `status`: validate and convert stay quick
+    from metallb_kube.client import ApiError, Connection, KubeClient
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -146,10 +150,32 @@ def _type_name(value: Any) -> str:
             bool: "boolean"}.get(type(value), type(value).__name__)
 
 
-def read_sources(paths: Sequence[str], stdin: TextIO) -> list[Document]:
-    """Read and parse `-f` arguments (`-` is stdin) into documents."""
-    docs: list[Document] = []
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_sources(paths: Sequence[str]) -> list[str]:
+    """`-f` arguments as files: a directory is its *.yaml, *.yml and *.json files, sorted
+    (not recursive, as `kubectl apply -f DIR`); `-` (stdin) and files stay as they are."""
+    out: list[str] = []
     for path in paths:
+        p = Path(path)
+        if path != "-" and p.is_dir():
+            found = sorted(str(f) for f in p.iterdir()
+                           if f.suffix in MANIFEST_SUFFIXES and f.is_file())
+            if not found:
+                raise InputError(f"{path}: no {', '.join('*' + s for s in MANIFEST_SUFFIXES)} "
+                                 f"files in this directory")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
+def read_sources(paths: Sequence[str], stdin: TextIO) -> list[Document]:
+    """Read and parse `-f` arguments (`-` is stdin, a directory its manifest files) into
+    documents."""
+    docs: list[Document] = []
+    for path in expand_sources(paths):
         if path == "-":
             docs.extend(load_documents(stdin.read(), "<stdin>"))
             continue
@@ -166,6 +192,95 @@ def read_sources(paths: Sequence[str], stdin: TextIO) -> list[Document]:
 def valid_object_name(name: str) -> bool:
     """A Kubernetes object name (DNS-1123 subdomain), as the API server requires."""
     return 0 < len(name) <= NAME_MAX and _NAME_RE.fullmatch(name) is not None
+
+
+# -- unknown fields (the apiserver's strict field validation) ----------------------------
+
+# Root `metadata` of a custom resource is decoded as ObjectMeta, whatever the CRD says.
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"})
+CRD_DIR_ENV = "METALLB_PY_CRDS"
+
+Schemas = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def crd_schemas(crds: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """(apiVersion, kind) -> openAPIV3Schema of every served version of the CRDs given."""
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for crd in crds:
+        if crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd.get("spec") or {}
+        kind = str((spec.get("names") or {}).get("kind") or "")
+        for version in spec.get("versions") or []:
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if version.get("served") and isinstance(schema, Mapping):
+                out[(f"{spec.get('group')}/{version.get('name')}", kind)] = schema
+    return out
+
+
+def unknown_fields(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Paths of the fields the apiserver's structural pruning would drop, which strict
+    field validation (kubectl's default) refuses: `spec.foo`, `spec.nodeSelectors[0].bar`.
+    Type errors are not reported here (the apiserver reports them as invalid values)."""
+    meta = obj.get("metadata")
+    # The apiserver's order: ObjectMeta's fields first (decoded on their own), then the
+    # pruned paths, each group sorted.
+    unknown_meta = sorted(f"metadata.{k}" for k in meta if k not in OBJECT_META_FIELDS
+                          ) if isinstance(meta, Mapping) else []
+    out: list[str] = []
+    root = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    _prune(root, schema, "", out)
+    return unknown_meta + sorted(out)
+
+
+def _prune(value: Any, schema: Mapping[str, Any], path: str, out: list[str]) -> None:
+    if isinstance(value, Mapping):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
+        for key, item in value.items():
+            at = f"{path}.{key}" if path else str(key)
+            if key in props:
+                _prune(item, props[key], at, out)
+            elif isinstance(extra, Mapping):
+                _prune(item, extra, at, out)
+            elif not (preserve or extra is True):
+                out.append(at)
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(value):
+            _prune(item, schema["items"], f"{path}[{i}]", out)
+
+
+def strict_decoding_error(api_version: str, kind: str, fields: Sequence[str]) -> str:
+    """The apiserver's message for a request with fieldValidation=Strict."""
+    version = api_version.rpartition("/")[2]
+    return (f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding '
+            f'error: ' + ", ".join(f'unknown field "{f}"' for f in fields))
+
+
+def default_crd_dir() -> Path | None:
+    """$METALLB_PY_CRDS, else the source tree's crds/ (when run from a checkout)."""
+    env = os.environ.get(CRD_DIR_ENV)
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2] / "crds"
+    return here if here.is_dir() else None
+
+
+def read_crd_schemas(directory: Path) -> dict[tuple[str, str], Mapping[str, Any]]:
+    try:
+        docs = [d for f in sorted(directory.glob("*.yaml"))
+                for d in yaml.safe_load_all(f.read_text(encoding="utf-8"))
+                if isinstance(d, Mapping)]
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"CRDs in {directory}: {exc}") from None
+    schemas = crd_schemas(docs)
+    if not schemas:
+        raise InputError(f"{directory}: no CustomResourceDefinitions found")
+    return schemas
 
 
 # -- validate ------------------------------------------------------------------------------
@@ -225,11 +340,14 @@ def pool_summary(name: str, addresses: Sequence[str], config: Config,
             f"{pool.size(Family.V4)}, IPv6: {pool.size(Family.V6)}{_flags(body)}")
 
 
-def validate_documents(docs: Sequence[Document]) -> Report:
+def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
+                       namespace: str | None = DEFAULT_NAMESPACE) -> Report:
     """Run build_config over the IPAddressPools and L2Advertisements among `docs`.
 
     Problems: `KIND/NAME: reason: message` on stdout, exit 1. Otherwise one summary
-    line per pool and advertisement, exit 0. Ignored documents are noted on stderr."""
+    line per pool and advertisement, exit 0. Ignored documents are noted on stderr.
+    With `schemas` (see `crd_schemas`), fields the CRD does not define are refused as the
+    apiserver refuses them; objects outside `namespace` (the operator's) are warned about."""
     report = Report()
     selected: list[Document] = []
     problems: list[tuple[str, str, str, str]] = []
@@ -239,6 +357,18 @@ def validate_documents(docs: Sequence[Document]) -> Report:
         if why is not None:
             report.err.append(f"note: {doc.where}: ignored {doc.ref}: {why}")
             continue
+        schema = schemas.get((doc.api_version, doc.kind)) if schemas else None
+        unknown = unknown_fields(doc.body, schema) if schema else []
+        if unknown:
+            problems.append((doc.kind, doc.name or "<no name>", "UnknownField",
+                             f"{doc.where}: "
+                             f"{strict_decoding_error(doc.api_version, doc.kind, unknown)}"))
+            continue
+        if namespace and doc.namespace and doc.namespace != namespace:
+            report.err.append(
+                f"warning: {doc.where}: {doc.ref} is in namespace {doc.namespace}: "
+                f"metallb-py reads {POOL_KIND}s and {L2ADV_KIND}s only in its own namespace "
+                f"{namespace} (--namespace), so this object would be ignored")
         if not valid_object_name(doc.name):
             problems.append((doc.kind, doc.name or "<no name>", "InvalidName",
                              f"{doc.where}: metadata.name {doc.name!r} is not a valid "
@@ -425,10 +555,21 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
         return conv
     conv.manifests = pools + advs
     check = validate_documents([Document("<converted>", i, m)
-                                for i, m in enumerate(conv.manifests, start=1)])
+                                for i, m in enumerate(conv.manifests, start=1)],
+                               namespace=namespace)
     if check.code != EXIT_OK:
         conv.errors.extend(check.out + [e for e in check.err if not e.startswith("warning:")])
         conv.manifests = []
+        return conv
+    # Whatever the reason, a pool nothing announces is never produced silently: its
+    # addresses would be assigned to Services that nobody can reach.
+    advertised = build_config(pools, advs).advertised_pools()
+    for pool_manifest in pools:
+        name = pool_manifest["metadata"]["name"]
+        if name not in advertised and not any(w.startswith(f"{POOL_KIND}/{name}: ")
+                                              for w in conv.warnings):
+            conv.warnings.append(f"{POOL_KIND}/{name}: no {L2ADV_KIND} announces it: its "
+                                 f"addresses would be assigned but not announced")
     return conv
 
 
@@ -600,71 +741,57 @@ def default_kubeconfig() -> str:
     return os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
 
 
-def api_client(kubeconfig: str | None, context: str | None = None) -> Any:
-    """A `kubernetes.client.ApiClient` (imported lazily: validate/convert never need it)."""
-    import kubernetes
+def status_connection(kubeconfig: str | None, context: str | None = None) -> Connection:
+    """The components' own kubeconfig loader (exec plugins, merged $KUBECONFIG files,
+    tls-server-name, proxy-url, keys kept in memory), so metallbctl connects as they do."""
+    from metallb_kube.client import SA_TOKEN, KubeconfigError, load_connection
 
-    if kubeconfig is None and not os.environ.get("KUBECONFIG") and not Path(
-            default_kubeconfig()).exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return kubernetes.client.ApiClient()
-    path = kubeconfig or default_kubeconfig()
-    files = [p for p in path.split(os.pathsep) if p]
-    if not any(Path(p).expanduser().is_file() for p in files):
-        raise InputError(f"kubeconfig {path} not found: pass --kubeconfig or set $KUBECONFIG")
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SA_TOKEN.exists()
+    if kubeconfig or os.environ.get("KUBECONFIG") or not in_cluster:
+        path = kubeconfig or default_kubeconfig()
+        if not any(Path(p).expanduser().is_file() for p in path.split(os.pathsep) if p):
+            raise InputError(f"kubeconfig {path} not found: pass --kubeconfig or set "
+                             f"$KUBECONFIG")
     try:
-        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context)
-    except (kubernetes.config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
-        raise InputError(f"kubeconfig {path}: {exc}") from None
+        return load_connection(kubeconfig, context)
+    except KubeconfigError as exc:
+        raise InputError(f"kubeconfig: {exc}") from None
 
 
-def fetch_status(client: Any, namespace: str, timeout: float = 30.0
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+async def fetch_status(client: KubeClient, namespace: str
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(IPAddressPools in `namespace`, LoadBalancer Services in every namespace,
     ServiceL2Statuses in `namespace`) as plain JSON dicts."""
-    import kubernetes
-
-    custom = kubernetes.client.CustomObjectsApi(client)
-
-    def custom_items(plural: str) -> list[dict[str, Any]]:
-        resp: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural,
-                                                    _request_timeout=timeout)
-        return list(resp.get("items") or [])
-
-    pools = custom_items("ipaddresspools")
-    statuses = custom_items("servicel2statuses")
-    core = kubernetes.client.CoreV1Api(client)
-    raw: Any = core.list_service_for_all_namespaces(_preload_content=False,
-                                                    _request_timeout=timeout)
-    services = [s for s in json.loads(raw.data).get("items") or []
-                if (s.get("spec") or {}).get("type") == "LoadBalancer"]
-    return pools, services, statuses
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}"
+    pools, _ = await client.list_all(f"{base}/ipaddresspools")
+    statuses, _ = await client.list_all(f"{base}/servicel2statuses")
+    services, _ = await client.list_all("/api/v1/services")
+    return pools, [s for s in services
+                   if (s.get("spec") or {}).get("type") == "LoadBalancer"], statuses
 
 
-def _api_error(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    if status is None:
-        return f"cannot reach the API server: {exc}"
-    message = getattr(exc, "reason", "") or ""
-    with contextlib.suppress(ValueError, AttributeError):
-        message = json.loads(getattr(exc, "body", "") or "{}").get("message") or message
-    if status == 404:
-        return f"API server: 404 {message} (are the {GROUP} CRDs installed?)"
-    return f"API server: {status} {message}"
+def _api_error(exc: ApiError) -> str:
+    if exc.status == 0:
+        return f"cannot reach the API server: {exc.message}"
+    if exc.status == 404:
+        return f"API server: 404 {exc.message} (are the {GROUP} CRDs installed?)"
+    return f"API server: {exc.status} {exc.message or exc.reason}"
 
 
 def status_report(kubeconfig: str | None, context: str | None, namespace: str) -> Report:
-    import kubernetes
-    import urllib3
+    from metallb_kube.client import ApiError, KubeClient
 
-    client = api_client(kubeconfig, context)
+    conn = status_connection(kubeconfig, context)
+
+    async def fetch() -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                               list[dict[str, Any]]]:
+        async with KubeClient(conn, limit=4, user_agent="metallbctl") as client:
+            return await fetch_status(client, namespace)
+
     try:
-        pools, services, statuses = fetch_status(client, namespace)
-    except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        pools, services, statuses = asyncio.run(fetch())
+    except ApiError as exc:
         return Report(err=[f"error: {_api_error(exc)}"], code=EXIT_PROBLEMS)
-    finally:
-        client.close()
     return Report(out=[render_status(pools, services, statuses, namespace=namespace)])
 
 
@@ -690,7 +817,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check IPAddressPool and L2Advertisement manifests with the same rules "
                     "as the operator. Exit 1 on problems, 2 on unreadable input.")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
-                   help="YAML file with one or more documents; '-' reads stdin (repeatable)")
+                   help="YAML/JSON file with one or more documents, a directory (its *.yaml, "
+                        "*.yml and *.json files), or '-' for stdin (repeatable)")
+    p.add_argument("-n", "--namespace", default=DEFAULT_NAMESPACE,
+                   help=f"namespace metallb-py runs in: objects elsewhere are ignored by it "
+                        f"(default {DEFAULT_NAMESPACE})")
+    p.add_argument("--crds", default=None, metavar="DIR",
+                   help=f"CRD manifests whose schemas define the known fields (default: "
+                        f"${CRD_DIR_ENV}, else the source tree's crds/)")
 
     p = sub.add_parser(
         "convert", help="convert a MetalLB v0.12 ConfigMap into metallb.io/v1beta1 objects",
@@ -715,7 +849,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, stdin: TextIO) -> Report:
     if args.command == "validate":
-        return validate_documents(read_sources(args.filename, stdin))
+        crd_dir = Path(args.crds) if args.crds else default_crd_dir()
+        schemas = read_crd_schemas(crd_dir) if crd_dir else None
+        report = validate_documents(read_sources(args.filename, stdin), schemas,
+                                    args.namespace)
+        if schemas is None:
+            report.err.append(f"note: CRD schemas not found (--crds DIR or ${CRD_DIR_ENV}): "
+                              f"unknown fields were not checked")
+        return report
     if args.command == "convert":
         return convert_report(read_sources([args.filename], stdin), args.namespace)
     return status_report(args.kubeconfig, args.context, args.namespace)

@@ -10,6 +10,7 @@ configuration again when kopf is restarted.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import logging
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from metallb_kube.client import Connection
+from metallb_kube.client import Authenticator, Connection
 from metallb_operator.controller import Controller
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,25 @@ def quiet_kopf_when_a_kind_goes_away() -> None:
 def build_registry(controller: Controller, conn: Connection) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    auth = Authenticator(conn)
+
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        token = conn.token
-        if conn.token_file:
-            with open(conn.token_file) as f:
-                token = f.read().strip()
+        # kopf calls this at start, on a 401 and at `expiration`: always fetch afresh
+        # (token file re-read, exec plugin re-run). kopf's own session cannot honour
+        # tls-server-name (see docs/compatibility.md).
+        cred = await auth.renew()
+        cert = cred.cert_pem or conn.cert_data
         return kopf.ConnectionInfo(
-            server=conn.server, ca_path=conn.ca_file, insecure=not conn.verify,
-            certificate_path=conn.cert_file, private_key_path=conn.key_file,
-            token=token, scheme="Bearer" if token else None,
-            expiration=None,
+            server=conn.server, ca_path=conn.ca_file, ca_data=conn.ca_data,
+            insecure=not conn.verify, proxy_url=conn.proxy_url,
+            certificate_path=None if cert else conn.cert_file,
+            private_key_path=None if cert else conn.key_file,
+            certificate_data=cert, private_key_data=cred.key_pem if cred.cert_pem
+            else conn.key_data,
+            token=cred.token, scheme="Bearer" if cred.token else None,
+            expiration=None if cred.renew_at is None
+            else datetime.datetime.fromtimestamp(cred.renew_at, datetime.UTC),
         )
 
     @kopf.on.startup(registry=registry)

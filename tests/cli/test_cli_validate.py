@@ -245,7 +245,7 @@ def test_namespaces_are_validated_separately() -> None:
         pool("a", "10.0.0.0/24").replace("{name: a}", "{name: a, namespace: one}"),
         pool("a", "10.0.0.0/24").replace("{name: a}", "{name: a, namespace: two}"),
         adv("l2", "a"))  # no namespace: joins each
-    report = validate_documents(load_documents(text))
+    report = validate_documents(load_documents(text), namespace=None)
     assert report.code == EXIT_OK, report
     assert report.out == ["IPAddressPool/a: 10.0.0.0/24; usable IPv4: 256, IPv6: 0",
                           "L2Advertisement/l2: announces a"]
