@@ -33,6 +33,7 @@ from metallb_operator.reconcile import (
     ServicePlan,
     handles,
     plan_service,
+    reserve_shown,
     stale_pool_annotation,
 )
 from metallb_operator.settings import OperatorSettings
@@ -165,7 +166,10 @@ class Controller:
         table equals the cluster's before anything new is handed out."""
         views = [v for v in (service_view(s) for s in services)
                  if handles(v, self.settings.load_balancer_class) or stale_pool_annotation(v)]
-        for view in restore_order(views):
+        ordered = restore_order(views)
+        for view in ordered:  # every shown address held before any request is judged
+            reserve_shown(view, self.allocator, self.settings.load_balancer_class)
+        for view in ordered:
             self.services[view.key] = view
             plan = plan_service(view, self.allocator, self.settings.load_balancer_class)
             if plan.status_differs(view) or plan.annotation_patch(view) or plan.events:
@@ -417,8 +421,9 @@ class Controller:
                                          "pool": ",".join(sorted(plan.pools)),
                                          "ip": ",".join(plan.ingress or ())})
         leaving = self._moving.pop(key, frozenset())
-        if plan.outcome in (Outcome.ALLOCATED, Outcome.FAILED) and view.ingress:
-            # A pool edit moved or cleared it: the old pool's AssignmentsStable says so.
+        if plan.outcome in (Outcome.ALLOCATED, Outcome.FAILED) and plan.status_differs(view):
+            # A pool edit moved or cleared it: the old pool's AssignmentsStable says so
+            # (only if its addresses really changed: a failed move keeps them).
             for pool_name in leaving:
                 pool_obj = self.pools.get(pool_name)
                 if pool_obj is None:
@@ -432,6 +437,8 @@ class Controller:
                                       "ServiceMoved",
                                       f"{key} lost {', '.join(view.ingress)} after this pool "
                                       f"changed")
+        if view.ingress and plan.status_differs(view):
+            self._retry_failed()  # it left addresses: a Service waiting for one may fit
         if plan.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.FAILED):
             self._dirty |= {(POOLS, p) for p in plan.pools} | {(POOLS, n) for n in self.pools}
 

@@ -97,6 +97,26 @@ def _ordered(view: ServiceView, ips: tuple[IP, ...]) -> tuple[str, ...]:
     return tuple(str(ip) for ip in sorted(ips, key=lambda ip: (order.get(ip.family, 9), ip)))
 
 
+def _without_addresses(view: ServiceView) -> AddressRequest:
+    """The Service's request minus requested addresses and pool: its sharing key, which
+    never fails to parse."""
+    dropped = {STABLE + LB_IPS, LEGACY + LB_IPS, STABLE + ADDRESS_POOL, LEGACY + ADDRESS_POOL}
+    rest = parse_request(replace(
+        view, load_balancer_ip="",
+        annotations={k: v for k, v in view.annotations.items() if k not in dropped}))
+    assert not isinstance(rest, RequestError)
+    return rest
+
+
+def reserve_shown(view: ServiceView, allocator: Allocator, load_balancer_class: str | None
+                  ) -> None:
+    """Start-up, first pass over every Service: hold the addresses its status shows
+    while the configuration allows them, whatever it requests now (`plan_service`, in
+    the second pass, moves it if its request can be met)."""
+    if handles(view, load_balancer_class) and view.ingress:
+        allocator.reserve(view, _without_addresses(view), view.ingress_ips())
+
+
 def _plan_request_error(view: ServiceView, allocator: Allocator, error: RequestError
                         ) -> ServicePlan:
     """Keep what the Service has while it is still valid: a bad annotation must not take
@@ -110,17 +130,9 @@ def _plan_request_error(view: ServiceView, allocator: Allocator, error: RequestE
     current = held.ips if held is not None else view.ingress_ips()
     if not current:
         return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,))
-    # The request minus its broken parts: what still parses (pool, sharing key) applies.
-    rest: AddressRequest | RequestError = error
-    dropped: tuple[str, ...] = ()
-    for suffix in (LB_IPS, ADDRESS_POOL):
-        dropped += (STABLE + suffix, LEGACY + suffix)
-        rest = parse_request(replace(
-            view, load_balancer_ip="",
-            annotations={k: v for k, v in view.annotations.items() if k not in dropped}))
-        if not isinstance(rest, RequestError):
-            break
-    assert not isinstance(rest, RequestError)  # the sharing key is never invalid
+    # No move on a broken request (it is not known where to): keep what the
+    # configuration still allows, under what still parses (the sharing key).
+    rest = _without_addresses(view)
     result = allocator.ensure(view, rest, current)
     if isinstance(result, Allocated) and not result.changed:
         return ServicePlan(key, Outcome.FAILED, reason=str(error.reason), events=(failed,),
@@ -176,7 +188,13 @@ def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: s
         # a decision made at start-up and written later still gets its Event.
         changed = set(result.ips) != set(shown)
         if changed:
-            if shown:
+            if shown and result.requested:
+                # The user asked for it (changed loadBalancerIPs / address-pool): as
+                # MetalLB, a Normal event, not a Warning.
+                events.append(EventSpec(
+                    NORMAL, "ClearAssignment",
+                    f"moved from {', '.join(str(i) for i in shown)}: {result.requested}"))
+            elif shown:
                 events.append(EventSpec(
                     WARNING, "ClearAssignment",
                     f"moved from {', '.join(str(i) for i in shown)}: no longer valid "
@@ -186,6 +204,18 @@ def plan_service(view: ServiceView, allocator: Allocator, load_balancer_class: s
             key, Outcome.ALLOCATED if changed else Outcome.UNCHANGED,
             ingress=ingress, pool_annotation=",".join(sorted(pools)), events=tuple(events),
             pools=pools,
+        )
+    if result.kept:
+        # A requested move that failed: say what stays, never that anything moved.
+        kept = _ordered(view, result.kept)
+        pools = frozenset(p for p in (allocator.pool_of(ip) for ip in result.kept) if p)
+        events.append(EventSpec(
+            WARNING, "AllocationFailed",
+            f"Failed to allocate IP for {key!r}: {result.message}; kept "
+            f"{', '.join(kept)}"))
+        return ServicePlan(
+            key, Outcome.FAILED, ingress=kept, pool_annotation=",".join(sorted(pools)),
+            events=tuple(events), reason=str(result.reason), pools=pools,
         )
     if result.cleared:
         events.append(EventSpec(

@@ -92,7 +92,12 @@ REQUESTED = [
     case("require-dual-requested-from-two-pools",
          [pool("a", "10.0.0.0/24"), pool("b", "fd00::/120")],
          [service("s", ips="10.0.0.5,fd00::5", families="46", policy="RequireDualStack")],
-         ["10.0.0.5,fd00::5"]),
+         [R.REQUESTED_IPS_IN_DIFFERENT_POOLS]),
+    case("prefer-dual-requested-from-two-pools",
+         [pool("a", "10.0.0.0/24", "fd00::/120"), pool("b", "fd01::/120")],
+         [service("s", ips="10.0.0.5,fd01::5", families="46", policy="PreferDualStack"),
+          service("t", ips="10.0.0.5,fd00::5", families="46", policy="PreferDualStack")],
+         [R.REQUESTED_IPS_IN_DIFFERENT_POOLS, "10.0.0.5,fd00::5"]),
     case("prefer-dual-with-one-requested", [pool("a", "10.0.0.0/24", "fd00::/120")],
          [service("s", ips="fd00::5", families="46", policy="PreferDualStack")],
          ["fd00::5"]),
@@ -543,15 +548,77 @@ def test_requested_pool_change_moves() -> None:
     assert isinstance(result, Allocated) and ips_of(result) == ("10.0.1.0",)
 
 
-def test_requested_ip_taken_keeps_nothing_and_reports_cleared() -> None:
+def test_requested_ip_taken_keeps_the_old_address() -> None:
+    """A move the Service's own request asks for and that cannot be met keeps what it
+    has (still valid): nothing is cleared, and nobody else can take it meanwhile."""
     a = allocator(pool("a", "10.0.0.0/24"))
     ensure(a, service("s1"))  # .0
     ensure(a, service("s2"))  # .1
     result = ensure(a, service("s2", ips="10.0.0.0"))
     assert isinstance(result, AllocationFailure)
     assert result.reason == R.REQUESTED_IP_IN_USE
-    assert result.cleared == (IP.parse("10.0.0.1"),)
+    assert result.kept == (IP.parse("10.0.0.1"),) and result.cleared == ()
     assert a.users(IP.parse("10.0.0.0")) == ("default/s1",)
+    assert a.users(IP.parse("10.0.0.1")) == ("default/s2",)
+    assert ips_of(ensure(a, service("s3"))) == ("10.0.0.2",)
+    # Once the requested address is free, the retry moves it.
+    a.release("default/s1")
+    moved = ensure(a, service("s2", ips="10.0.0.0"))
+    assert isinstance(moved, Allocated) and moved.changed and ips_of(moved) == ("10.0.0.0",)
+    assert moved.requested and a.users(IP.parse("10.0.0.1")) == ()
+
+
+@pytest.mark.parametrize(("before", "after", "reason"), [
+    ({}, {"ips": "10.9.9.9"}, R.REQUESTED_IP_NOT_IN_POOL),
+    ({}, {"pool": "nope"}, R.REQUESTED_POOL_NOT_FOUND),
+    ({}, {"pool": "full"}, R.POOL_EXHAUSTED),
+    ({"ips": "10.0.0.5"}, {"ips": "10.0.0.6", "pool": "full"}, R.REQUESTED_IP_NOT_IN_POOL),
+    ({"families": "46", "policy": "RequireDualStack"},
+     {"families": "46", "policy": "RequireDualStack", "ips": "10.0.0.5,fd01::5"},
+     R.REQUESTED_IPS_IN_DIFFERENT_POOLS),
+])
+def test_failed_requested_move_keeps_the_old_addresses(
+        before: dict[str, Any], after: dict[str, Any], reason: FailureReason) -> None:
+    a = allocator(pool("a", "10.0.0.0/24", "fd00::/120"), pool("full", "10.0.1.0/32"),
+                  pool("v6", "fd01::/120", auto_assign=False))
+    ensure(a, service("filler", pool="full"))
+    first = ensure(a, service("s", **before))
+    assert isinstance(first, Allocated)
+    result = ensure(a, service("s", **after))
+    assert isinstance(result, AllocationFailure) and result.reason == reason, result
+    assert result.kept == first.ips and result.cleared == ()
+    assert a.pools_of("default/s") == frozenset({"a"})
+    # At start-up (the status shows the addresses, the allocator holds nothing) alike.
+    b = allocator(pool("a", "10.0.0.0/24", "fd00::/120"), pool("full", "10.0.1.0/32"),
+                  pool("v6", "fd01::/120", auto_assign=False))
+    ensure(b, service("filler", pool="full"))
+    shown = [str(ip) for ip in first.ips]
+    again = ensure(b, service("s", ingress=shown, **after))
+    assert isinstance(again, AllocationFailure) and again.kept == first.ips
+
+
+@pytest.mark.parametrize("after", [{"ips": "10.0.0.5"}, {"ips": "10.9.9.9"}])
+def test_failed_move_forced_by_the_configuration_still_clears(after: dict[str, Any]) -> None:
+    """The pool is gone: the old address is not valid any more, whatever was requested."""
+    a = allocator(pool("a", "10.0.0.0/24"))
+    ensure(a, service("s", ips="10.0.0.5"))
+    a.set_config(config(pool("b", "10.0.1.0/24")))
+    result = ensure(a, service("s", **after))
+    assert isinstance(result, AllocationFailure)
+    assert result.cleared == (IP.parse("10.0.0.5"),) and result.kept == ()
+    assert a.holding("default/s") is None
+
+
+def test_addresses_found_in_two_pools_move_to_one() -> None:
+    """An older version allowed requested addresses from two pools; after an upgrade
+    (or a pool edit that splits them) the Service moves into a single pool."""
+    a = allocator(pool("a", "10.0.0.0/24", "fd00::/120"), pool("b", "fd01::/120"))
+    view = service("s", families="46", policy="RequireDualStack",
+                   ingress=["10.0.0.5", "fd01::5"])
+    result = ensure(a, view)
+    assert isinstance(result, Allocated) and result.changed and not result.requested
+    assert ips_of(result) == ("10.0.0.0", "fd00::")
+    assert a.pools_of("default/s") == frozenset({"a"})
 
 
 def test_family_policy_change_adds_second_family() -> None:

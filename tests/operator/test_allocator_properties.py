@@ -44,7 +44,7 @@ from metallb_operator.allocator import (
     restore_order,
     wanted_families,
 )
-from metallb_operator.reconcile import Outcome, plan_service
+from metallb_operator.reconcile import Outcome, plan_service, reserve_shown
 
 pytestmark = pytest.mark.unit
 
@@ -153,6 +153,10 @@ class SvcState:
     spec: SvcSpec
     created: str
     status: tuple[str, ...] = ()
+    # Its last reconcile failed (it keeps `status` if its own request asked for a move
+    # that could not be made): retried whenever addresses or pools change.
+    failed: bool = False
+    kept: bool = False  # ... and it kept its addresses
 
     def view(self) -> ServiceView:
         return service_view(self.spec.obj(self.created, self.status))
@@ -228,16 +232,29 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert len(result.pools) == len(result.ips)
             assert result.changed == (set(result.ips) != before) or not before
             state.status = tuple(str(ip) for ip in result.ips)
+        elif result.kept:
+            # The Service's own request asked for a move that failed: it keeps what it
+            # had, which is what its status shows or what the allocator held.
+            assert held is not None and held.ips == result.kept and not result.cleared
+            state.status = tuple(str(ip) for ip in result.kept)
         else:
             assert held is None, "a failure must not leave a holding"
             assert set(result.cleared) <= before
             state.status = ()
+        state.failed = not isinstance(result, Allocated)
+        state.kept = not isinstance(result, Allocated) and bool(result.kept)
         return {IP.parse(i) for i in state.status} != before
 
     def _retry_failed(self) -> None:
-        for key, state in list(self.model.services.items()):
-            if not state.status:
-                self._ensure(key)
+        """As the controller: failed Services again, until no addresses move."""
+        for _ in range(len(self.model.services) + 1):
+            moved = False
+            for key, state in list(self.model.services.items()):
+                if state.failed or not state.status:
+                    before = bool(state.status)
+                    moved |= self._ensure(key) and before
+            if not moved:
+                return
 
     def _apply_config(self) -> None:
         for key in self.alloc.set_config(self.model.config()):
@@ -262,7 +279,8 @@ class AllocatorMachine(RuleBasedStateMachine):
             self.model.services[spec.key] = SvcState(spec, self.model.tick())
         else:
             old.spec = spec
-        self._ensure(spec.key)
+        if self._ensure(spec.key):
+            self._retry_failed()
 
     @precondition(lambda self: self.model.services)
     @rule(data=st.data())
@@ -282,7 +300,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(sorted(self.model.services)))
         state = self.model.services[key]
         state.spec = replace(state.spec, ports=tuple(ports), share=share)
-        self._ensure(key)
+        if self._ensure(key):
+            self._retry_failed()
 
     @precondition(lambda self: self.BROKEN_REQUESTS and self.model.services)
     @rule(data=st.data(), broken=st.sampled_from([None, "too-many", "conflict", "junk"]))
@@ -291,7 +310,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(sorted(self.model.services)))
         state = self.model.services[key]
         state.spec = replace(state.spec, broken=broken)
-        self._ensure(key)
+        if self._ensure(key):
+            self._retry_failed()
 
     @precondition(lambda self: self.model.services)
     @rule(data=st.data())
@@ -337,8 +357,10 @@ class AllocatorMachine(RuleBasedStateMachine):
         for ns, labels in self.model.ns_labels.items():
             self.alloc.set_namespace_labels(ns, labels)
         by_key = {s.spec.key: s for s in self.model.services.values()}
-        views = [s.view() for s in by_key.values()]
-        for view in restore_order(views):
+        views = restore_order([s.view() for s in by_key.values()])
+        for view in views:  # as the controller: every shown address held first
+            reserve_shown(view, self.alloc, None)
+        for view in views:
             before = by_key[view.key].status
             changed = self._ensure(view.key)
             if before:
@@ -389,8 +411,11 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert set(fams) <= set(wanted)
             if strict:
                 assert set(fams) == set(wanted)
+            owners: set[str] = set()
             requested = {IP.parse(r) for r in (state.spec.v4, state.spec.v6) if r}
-            if requested and not state.spec.broken:
+            # Honoured unless it cannot be parsed or its move failed (it kept its own).
+            honoured = not state.spec.broken and not state.kept
+            if requested and honoured:
                 assert set(ips) == requested
             for ip in ips:
                 ready = [p for p in cfg.pools.values() if _in_ready_pool(p, ip)]
@@ -405,8 +430,10 @@ class AllocatorMachine(RuleBasedStateMachine):
                     assert held, f"{ip} of {view.key} lies in no pool"
                     owner = held[0]
                 assert self.alloc.pool_of(ip) == owner
-                if state.spec.pool:
+                owners.add(owner)
+                if state.spec.pool and honoured:
                     assert owner == state.spec.pool
+            assert len(owners) == 1, (view.key, "addresses from two pools")
 
     @invariant()
     def usage_matches_a_recount(self) -> None:
@@ -448,8 +475,13 @@ class PlanMachine(AllocatorMachine):
         assert p.outcome in (Outcome.ALLOCATED, Outcome.UNCHANGED, Outcome.FAILED)
         if p.ingress is not None:
             state.status = p.ingress
+        kept = False
         if p.outcome == Outcome.FAILED:
-            assert p.ingress in (None, ())
+            kept = any(e.message.endswith("; kept " + ", ".join(p.ingress or ()))
+                       for e in p.events)
+            assert p.ingress in (None, ()) or kept, p
+        state.failed = p.outcome == Outcome.FAILED
+        state.kept = state.failed and bool(p.ingress) and kept
         held = self.alloc.holding(key)
         shown = {IP.parse(i) for i in state.status}
         assert (set(held.ips) if held else set()) == shown, (key, p)

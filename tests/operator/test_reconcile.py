@@ -9,7 +9,7 @@ from tests.operator.builders import allocator, config, pool, service, ts, with_i
 
 from metallb_api.addresses import IP
 from metallb_api.service import ALLOCATED_FROM_POOL, service_view
-from metallb_operator.allocator import Allocator
+from metallb_operator.allocator import Allocator, restore_order
 from metallb_operator.reconcile import (
     NORMAL,
     WARNING,
@@ -18,6 +18,7 @@ from metallb_operator.reconcile import (
     ServicePlan,
     handles,
     plan_service,
+    reserve_shown,
 )
 
 pytestmark = pytest.mark.unit
@@ -93,11 +94,16 @@ def test_dual_stack_ingress_follows_ip_families_order() -> None:
     assert p.ingress == ("10.0.0.1", "fd00::1")
 
 
-def test_requested_ips_from_two_pools_annotate_both() -> None:
+def test_requested_ips_from_two_pools_are_refused() -> None:
     a = allocator(pool("b", "10.0.0.0/24"), pool("a", "fd00::/120"))
     p = plan(a, service("s", ips="10.0.0.5,fd00::5", families="46",
                         policy="RequireDualStack"))
-    assert p.pool_annotation == "a,b"
+    assert p.outcome == Outcome.FAILED and p.reason == "RequestedIPsInDifferentPools"
+    assert p.ingress is None and p.pool_annotation is None
+    [ev] = p.events
+    assert (ev.type, ev.reason) == (WARNING, "AllocationFailed")
+    assert "10.0.0.5 is in pool 'b', fd00::5 is in pool 'a'" in ev.message, ev.message
+    assert a.holding("default/s") is None
 
 
 def test_status_differs_normalizes_ipv6_text() -> None:
@@ -213,6 +219,68 @@ def test_clear_after_pool_deletion() -> None:
     assert p.annotation_patch(service_view(obj)) == {ALLOCATED_FROM_POOL: None}
     assert reasons(p) == ["ClearAssignment", "AllocationFailed"]
     assert p.events[0].message.startswith("cleared 10.0.0.0: ")
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"ips": "10.0.0.7"}, "the Service requests 10.0.0.7"),
+    ({"ips": "10.0.0.7", "legacy": True}, "the Service requests 10.0.0.7"),
+    ({"pool": "b"}, "the Service requests pool 'b'"),
+])
+def test_requested_move_is_a_normal_event(change: dict[str, Any], why: str) -> None:
+    """The user changed loadBalancerIPs or address-pool: as in MetalLB, nothing to warn
+    about."""
+    a = allocator(pool("a", "10.0.0.0/24"), pool("b", "10.0.1.0/24"))
+    obj = written(service("s"), plan(a, service("s")))
+    p = plan(a, service("s", ingress=["10.0.0.0"], annotations=obj["metadata"]["annotations"],
+                        **change))
+    assert p.outcome == Outcome.ALLOCATED
+    assert [(e.type, e.reason) for e in p.events if e.reason != "deprecatedAnnotation"] == [
+        (NORMAL, "ClearAssignment"), (NORMAL, "IPAllocated")]
+    assert p.events[-2].message == f"moved from 10.0.0.0: {why}"
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"ips": "10.0.0.1"}, "10.0.0.1 is in use by default/other"),
+    ({"ips": "10.9.9.9"}, "requested 10.9.9.9 is not in any IPAddressPool"),
+    ({"pool": "nope"}, "requested pool 'nope' does not exist"),
+    ({"ips": "10.0.0.7,fd01::7", "families": "46", "policy": "PreferDualStack"},
+     "10.0.0.7 is in pool 'a', fd01::7 is in pool 'b'"),
+])
+def test_failed_requested_move_keeps_the_address_and_says_so(
+        change: dict[str, Any], fragment: str) -> None:
+    a = allocator(pool("a", "10.0.0.0/24"), pool("b", "fd01::/120"))
+    obj = written(service("s"), plan(a, service("s")))
+    written(service("other"), plan(a, service("other")))  # 10.0.0.1
+    p = plan(a, service("s", ingress=["10.0.0.0"], annotations=obj["metadata"]["annotations"],
+                        **change))
+    assert p.outcome == Outcome.FAILED
+    assert p.ingress == ("10.0.0.0",) and not p.status_differs(service_view(obj))
+    assert p.annotation_patch(service_view(obj)) is None and not p.drop_pool_annotation
+    [ev] = p.events
+    assert (ev.type, ev.reason) == (WARNING, "AllocationFailed")
+    assert fragment in ev.message and ev.message.endswith("; kept 10.0.0.0"), ev.message
+    assert "moved" not in ev.message and "cleared" not in ev.message
+    assert a.users(IP.parse("10.0.0.0")) == ("default/s",)
+    assert plan(a, service("t")).ingress == ("10.0.0.2",)
+
+
+def test_restart_replays_a_failed_requested_move_without_stealing() -> None:
+    """Before the restart, older Service a asked for b's address and kept its own. On
+    replay (oldest first) every shown address is reserved before any request is judged,
+    so a does not take 10.0.0.1 before b is replayed."""
+    pools = [pool("p", "10.0.0.0/24")]
+    objs = [service("a", ips="10.0.0.1", ingress=["10.0.0.0"], created=ts(1)),
+            service("b", ingress=["10.0.0.1"], created=ts(2))]
+    fresh = allocator(*pools)
+    views = restore_order([service_view(o) for o in objs])
+    for view in views:
+        reserve_shown(view, fresh, None)
+    plans = {v.name: plan_service(v, fresh, None) for v in views}
+    assert plans["b"].outcome == Outcome.UNCHANGED and plans["b"].events == ()
+    assert plans["a"].outcome == Outcome.FAILED and plans["a"].ingress == ("10.0.0.0",)
+    msg = plans["a"].events[-1].message
+    assert "10.0.0.1 is in use by default/b" in msg and msg.endswith("; kept 10.0.0.0")
+    assert fresh.users(IP.parse("10.0.0.1")) == ("default/b",)
 
 
 def test_request_error_keeps_a_working_address() -> None:

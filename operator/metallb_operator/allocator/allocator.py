@@ -8,6 +8,11 @@ Rules (MetalLB-compatible):
 - A Service keeps its current addresses while they are still valid: inside a pool
   (a Ready pool, or one that is present but not Ready - see config.py), allowed for the
   Service, matching its request and IP families, and legally shared.
+- All addresses of one Service come from one pool: requested addresses in two pools
+  are refused, and addresses found in two pools (an edit, or an older version) move.
+- A move the Service's own request asks for (changed `loadBalancerIPs` or
+  `address-pool`) that cannot be met keeps the old addresses, which are still valid;
+  a move the configuration forces clears them when nothing else fits.
 - Otherwise: requested addresses (`loadBalancerIPs`), else the requested pool
   (`address-pool`), else pools whose serviceAllocation matches the Service, by
   priority (lower positive first, 0 last), then every other autoAssign pool by name.
@@ -164,7 +169,9 @@ class Allocator:
         if not cur:  # the common case for a new Service: nothing to keep or release
             return self._allocate_new(view, request, skey)
         candidate = Holding(view, request, cur, skey)
-        if self._keep_problem(candidate) is None:
+        requested = self._request_problem(candidate)
+        problem = self._keep_problem(candidate, honour_request=False)
+        if requested is None and problem is None:
             if held is not None and held.ips == cur:
                 self._replace(candidate)
             else:
@@ -176,8 +183,30 @@ class Allocator:
             self._release(key)
         result = self._allocate_new(view, request, skey)
         if isinstance(result, AllocationFailure):
+            if problem is None:
+                # Only the Service's own request wanted the move and it cannot be met:
+                # what it has is still valid, so it keeps it (MetalLB clears it).
+                self._record(candidate)
+                return replace(result, kept=cur)
             return replace(result, cleared=cur)
-        return result._replace(previous=cur, changed=result.ips != cur)
+        return result._replace(previous=cur, changed=result.ips != cur,
+                               requested=requested or "")
+
+    def reserve(self, view: ServiceView, request: AddressRequest, current: Sequence[IP]
+                ) -> str | None:
+        """Start-up, before any `ensure`: hold what the Service's status shows if the
+        configuration, its families and sharing allow it; None if held, else why not.
+        Its request is judged later by `ensure`, once every address in use is held: a
+        Service whose requested move failed before the restart must not take, on replay,
+        an address whose holder has not been replayed yet."""
+        if view.key in self._holdings or not current:
+            return "already held" if current else "no addresses"
+        h = Holding(view, request, tuple(current),
+                    SharingKey(request.sharing_key, view.backend_key))
+        problem = self._keep_problem(h, honour_request=False)
+        if problem is None:
+            self._record(h)
+        return problem
 
     def release(self, key: str) -> tuple[IP, ...]:
         held = self._holdings.get(key)
@@ -238,8 +267,23 @@ class Allocator:
                 return f"port {min(clash)} on {ip} is already used by {h.view.key}"
         return None
 
-    def _keep_problem(self, h: Holding) -> str | None:
-        view, request, ips = h.view, h.request, h.ips
+    def _request_problem(self, h: Holding) -> str | None:
+        """Why the Service's own request (loadBalancerIPs, address-pool) asks it to move."""
+        request, ips = h.request, h.ips
+        if request.ips and set(request.ips) != set(ips):
+            want = ", ".join(str(ip) for ip in request.ips)
+            return f"the Service requests {want}"
+        if request.pool:
+            for ip in ips:
+                pool_name = self._ip_pool.get(ip) if ip in self._users else None
+                if (pool_name or self._locate(ip)) != request.pool:
+                    return f"the Service requests pool {request.pool!r}"
+        return None
+
+    def _keep_problem(self, h: Holding, honour_request: bool = True) -> str | None:
+        """Why the Service may not keep `h.ips`; with honour_request=False, only what the
+        configuration, its IP families and sharing say (not its own request)."""
+        view, ips = h.view, h.ips
         if not ips:
             return "no addresses"
         fams = [ip.family for ip in ips]
@@ -248,22 +292,27 @@ class Allocator:
             return "addresses do not match the Service's IP families"
         if strict and set(fams) != set(wanted):
             return "the Service needs an address of each IP family"
-        if request.ips and set(request.ips) != set(ips):
-            return "the requested addresses changed"
+        if honour_request:
+            requested = self._request_problem(h)
+            if requested:
+                return requested
+        pools: dict[str, IP] = {}
         for ip in ips:
             pool_name = self._ip_pool.get(ip) if ip in self._users else self._locate(ip)
             if pool_name is None:
                 pool_name = self._locate(ip)
             if not pool_name:
                 return f"{ip} is in no IPAddressPool"
-            if request.pool and pool_name != request.pool:
-                return f"{ip} is not in the requested pool {request.pool}"
+            pools.setdefault(pool_name, ip)
             pool = self._config.pools.get(pool_name)
             if pool is not None and not self._compatible(pool, view):
                 return f"pool {pool_name} no longer allows this Service"
             problem = self._sharing_problem(view.key, ip, h.key, view.ports)
             if problem:
                 return problem
+        if len(pools) > 1:
+            where = ", ".join(f"{ip} in {name!r}" for name, ip in sorted(pools.items()))
+            return f"its addresses are in different pools ({where})"
         return None
 
     def _order_pools(self) -> None:
@@ -373,28 +422,36 @@ class Allocator:
             return _fail(FailureReason.FAMILY_MISMATCH,
                          f"requested {got} but the Service's ipFamilies/ipFamilyPolicy "
                          f"want {'/'.join(f.label for f in wanted)}")
-        pools: list[str] = []
-        for ip in request.ips:
-            name = self._locate(ip)
-            pool = self._config.pools.get(name) if name else None
-            if pool is None:
-                if name:
-                    return _fail(FailureReason.REQUESTED_POOL_NOT_READY,
-                                 f"requested {ip} belongs to pool {name!r}, which is not Ready")
+        located = [(ip, self._locate(ip)) for ip in request.ips]
+        for ip, name in located:
+            if not name:
                 return _fail(FailureReason.REQUESTED_IP_NOT_IN_POOL,
                              f"requested {ip} is not in any IPAddressPool")
-            if request.pool and pool.name != request.pool:
-                return _fail(FailureReason.REQUESTED_IP_NOT_IN_POOL,
-                             f"requested {ip} is not in the requested pool {request.pool!r}")
-            if not self._compatible(pool, view):
-                return _fail(FailureReason.POOL_NOT_ALLOWED,
-                             f"pool {pool.name!r} serviceAllocation does not allow {view.key}")
+        if len({name for _, name in located}) > 1:
+            # MetalLB's rule: one Service, one pool (its ip-allocated-from-pool names one).
+            where = ", ".join(f"{ip} is in pool {name!r}" for ip, name in located)
+            return _fail(FailureReason.REQUESTED_IPS_IN_DIFFERENT_POOLS,
+                         f"requested addresses are in different pools ({where}); all "
+                         f"addresses of a Service must come from one IPAddressPool")
+        name = located[0][1]
+        pool = self._config.pools.get(name) if name else None
+        if pool is None:
+            return _fail(FailureReason.REQUESTED_POOL_NOT_READY,
+                         f"requested {located[0][0]} belongs to pool {name!r}, which is not "
+                         f"Ready")
+        if request.pool and pool.name != request.pool:
+            got = ", ".join(str(ip) for ip in request.ips)
+            return _fail(FailureReason.REQUESTED_IP_NOT_IN_POOL,
+                         f"requested {got} is not in the requested pool {request.pool!r}")
+        if not self._compatible(pool, view):
+            return _fail(FailureReason.POOL_NOT_ALLOWED,
+                         f"pool {pool.name!r} serviceAllocation does not allow {view.key}")
+        for ip in request.ips:
             problem = self._sharing_problem(view.key, ip, skey, view.ports)
             if problem:
                 return _fail(FailureReason.REQUESTED_IP_IN_USE, problem)
-            pools.append(pool.name)
-        self._record(Holding(view, request, request.ips, skey))
-        return Allocated(request.ips, tuple(pools), True)
+        self._record(Holding(view, request, request.ips, skey), pool.name)
+        return Allocated(request.ips, (pool.name,) * len(request.ips), True)
 
     # -- bookkeeping --------------------------------------------------------------
     def _count(self, pool: str, family: Family, delta: int) -> None:

@@ -17,6 +17,7 @@ class FailureReason(StrEnum):
     REQUESTED_POOL_NOT_READY = "RequestedPoolNotReady"
     REQUESTED_IP_NOT_IN_POOL = "RequestedIPNotInPool"
     REQUESTED_IP_IN_USE = "RequestedIPInUse"
+    REQUESTED_IPS_IN_DIFFERENT_POOLS = "RequestedIPsInDifferentPools"
     POOL_NOT_ALLOWED = "PoolNotAllowedForService"
     FAMILY_MISMATCH = "IPFamilyMismatch"
 
@@ -26,6 +27,9 @@ class AllocationFailure:
     reason: FailureReason
     message: str
     cleared: tuple[IP, ...] = ()  # addresses the Service held before and has now lost
+    # Addresses it still holds: a move its own request asked for failed, and what it had
+    # is otherwise still valid (never both cleared and kept).
+    kept: tuple[IP, ...] = ()
 
 
 class Allocated(NamedTuple):
@@ -35,6 +39,9 @@ class Allocated(NamedTuple):
     pools: tuple[str, ...]  # pool of each ip, same order
     changed: bool
     previous: tuple[IP, ...] = ()
+    # Why `previous` was left when the Service's own request (loadBalancerIPs,
+    # address-pool) asked for the move; "" when the configuration moved it.
+    requested: str = ""
 
 
 Result = Allocated | AllocationFailure
