@@ -28,9 +28,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import yaml
+
+from metallb_kube.http1 import ConnectionLost, Http1Pool
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SA_TOKEN = SA_DIR / "token"
@@ -573,6 +576,18 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._session_cert: tuple[bytes | None, bytes | None] = (None, None)
         self._retired: list[tuple[float, aiohttp.ClientSession]] = []
+        # Request/response calls go over our own HTTP/1.1 connections (half aiohttp's
+        # CPU per call, which the operator pays per Service); watches and proxied
+        # connections stay on aiohttp.
+        self._pool: Http1Pool | None = None
+        self._pool_cert: tuple[bytes | None, bytes | None] = (None, None)
+        url = urlsplit(conn.server)
+        self._direct = not conn.proxy_url and url.scheme in ("http", "https") \
+            and url.hostname is not None
+        self._host = url.hostname or ""
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._tls = url.scheme == "https"
+        self._base = url.path.rstrip("/")
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -600,7 +615,22 @@ class KubeClient:
             await self._retired.pop(0)[1].close()
         return self._session
 
+    def _h1(self, cred: Credential) -> Http1Pool:
+        cert = (cred.cert_pem, cred.key_pem)
+        if self._pool is not None and cert != self._pool_cert:
+            self._pool.close()  # a new client certificate needs new TLS connections
+            self._pool = None
+        if self._pool is None:
+            self._pool = Http1Pool(
+                self._host, self._port,
+                self.conn.ssl_context(cred.cert_pem, cred.key_pem) if self._tls else None,
+                server_hostname=self.conn.tls_server_name, limit=self._limit)
+            self._pool_cert = cert
+        return self._pool
+
     async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         for _, sess in self._retired:
             await sess.close()
         self._retired.clear()
@@ -643,6 +673,19 @@ class KubeClient:
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         cred = await self._credential()
         for attempt in (1, 2):
+            if self._direct:
+                target = self._base + path + (f"?{urlencode(params)}" if params else "")
+                try:
+                    status, raw = await self._h1(cred).request(
+                        method, target,
+                        self._headers(cred, content_type if data is not None else None),
+                        None if data is None else data.encode(), timeout)
+                except (TimeoutError, OSError, ConnectionLost) as exc:
+                    raise ApiError(0, "Unreachable", f"{method} {path}: {exc!r}") from exc
+                if status == 401 and attempt == 1 and self.auth.renewable:
+                    cred = await self._renew(cred)
+                    continue
+                break
             try:
                 async with (await self._sess(cred)).request(
                     method, self.conn.server + path, params=params, data=data,
