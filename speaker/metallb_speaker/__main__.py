@@ -108,6 +108,7 @@ async def run(s: SpeakerSettings) -> int:
     metrics.registry.register(DataPlaneCollector(
         announcer.counters if isinstance(announcer, DataPlane) else Counters()))
     metrics.client.config_loaded = controller.synced.is_set
+    metrics.client.update_errors = lambda: controller.status_errors
     metrics.client.config_stale = lambda: bool(controller.config.problems)
     gossip = GossipThread(s.node_name, advertise, s.bind_address, s.gossip_port, secret,
                           s.membership, controller.on_view, tick=s.tick)

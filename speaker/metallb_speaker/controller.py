@@ -165,6 +165,7 @@ class SpeakerController:
         self._full = True
         # Membership changed: re-decide the groups of equal decisions, not every Service.
         self._membership = False
+        self.status_errors = 0  # ServiceL2Status writes that failed (and were retried)
         # The addresses we announce (what the announcer was last given), and how many
         # of our owned Services hold each one (a shared address may have several).
         self._owned: dict[IP, tuple[str, ...]] = {}
@@ -635,6 +636,7 @@ class SpeakerController:
             try:
                 await self._write_status(key, present)
             except ApiError as exc:
+                self.status_errors += 1  # metallb_k8s_client_update_errors_total
                 log.warning("ServiceL2Status write failed", extra={
                     "event": "l2StatusError", "service": key, "error": str(exc)})
                 await asyncio.sleep(1.0)

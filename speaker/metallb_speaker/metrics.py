@@ -40,7 +40,8 @@ class SpeakerMetrics:
         # MetalLB counts a reconcile per Service / Node / configuration change: here
         # the recomputes those changes trigger (coalesced per loop turn, as
         # controller-runtime coalesces reconciles); membership changes are not API
-        # updates. The election cannot fail, so update errors stay 0.
+        # updates. Update errors: ServiceL2Status writes that failed (the election
+        # itself cannot fail); the shell sets that source.
         self.client = ClientStats()
         self.client.updates = self._updates
         r.register(K8sClientCollector(self.client))
