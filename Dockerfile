@@ -15,6 +15,8 @@ COPY pyproject.toml README.md ./
 COPY api/ api/
 COPY operator/ operator/
 COPY speaker/ speaker/
+# operator/metallb_operator/crds links here: metallbctl validate ships the CRD schemas
+COPY crds/ crds/
 # The project and every dependency as wheels (binary wheels exist for all of them on
 # linux/amd64 and arm64, so no compiler is needed).
 RUN pip wheel --wheel-dir /wheels .

@@ -262,12 +262,13 @@ def strict_decoding_error(api_version: str, kind: str, fields: Sequence[str]) ->
 
 
 def default_crd_dir() -> Path | None:
-    """$METALLB_PY_CRDS, else the source tree's crds/ (when run from a checkout)."""
+    """$METALLB_PY_CRDS, else the CRDs shipped in the package (a symlink to the source
+    tree's crds/ in a checkout, copies in a wheel or the image)."""
     env = os.environ.get(CRD_DIR_ENV)
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parents[2] / "crds"
-    return here if here.is_dir() else None
+    here = Path(__file__).parent / "crds"
+    return here if here.is_dir() and any(here.glob("*.yaml")) else None
 
 
 def read_crd_schemas(directory: Path) -> dict[tuple[str, str], Mapping[str, Any]]:
