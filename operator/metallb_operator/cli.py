@@ -407,6 +407,9 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
         config = build_config([d.body for d in pools],
                               [d.body for d in group if d.kind == L2ADV_KIND])
         problems.extend((p.kind, p.name, str(p.reason), p.message) for p in config.problems)
+        # Valid, but worth knowing (a selector that matches nothing yet): never a failure.
+        report.err.extend(f"note: {n.kind}/{n.name}: {n.reason}: {n.message}"
+                          for n in config.notes)
         for doc in pools:
             if doc.name in config.pools:
                 addresses = [str(a).strip() for a in doc.body["spec"]["addresses"]]

@@ -216,6 +216,21 @@ def test_unadvertised_pool_is_a_warning_when_advertisements_are_given() -> None:
                           "addresses would be assigned but not announced"]
 
 
+def test_advertisement_selecting_nothing_yet_is_a_note_not_a_failure() -> None:
+    report = validate_documents(load_documents(stream(
+        pool("a", "10.0.0.0/30"), adv("l2", "a"), """\
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: later, namespace: metallb-system}
+spec:
+  ipAddressPoolSelectors: [{matchLabels: {tier: next}}]
+""")))
+    assert report.code == EXIT_OK
+    assert report.err == ["note: L2Advertisement/later: NoMatchingPools: no Ready "
+                          "IPAddressPool is selected (yet): nothing is announced"]
+    assert "L2Advertisement/later: announces no pools" in report.out
+
+
 def test_kind_list_is_expanded_and_timestamps_stay_strings() -> None:
     text = textwrap.dedent("""\
         apiVersion: v1
