@@ -111,7 +111,9 @@ class EventRecorder:
         self._put(ref, "Warning", reason, message)
 
     def _put(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
-        queue = self._queues[hash(ref) % len(self._queues)]  # one object, one poster
+        # One object, one poster (its Events stay in order). The name alone picks it:
+        # a failover records thousands, and hashing the whole reference costs more.
+        queue = self._queues[hash(ref.name) % len(self._queues)]
         try:
             queue.put_nowait((ref, type_, reason, message[:1024]))
         except asyncio.QueueFull:

@@ -445,6 +445,10 @@ class SpeakerController:
         departed = frozenset(self._departed)
         changes: list[tuple[str, Decision | None, Decision | None, Takeover | None]] = []
         owned_changed = False
+        # Thousands of iterations after a failover: attribute look-ups hoisted.
+        seen, holders, owned, services = self._seen_owned, self._holders, self._owned, \
+            self.services
+        owner_reason, quiet_mode = Reason.OWNER, Takeover.QUIET
         for key, d in decisions.items():
             old = old_decisions.get(key)
             if old is d:
@@ -453,37 +457,38 @@ class SpeakerController:
                     and old.ips == d.ips and old.interfaces == d.interfaces:
                 continue  # the common case after a membership change: nothing to do
             mode: Takeover | None = None
-            if d.reason is Reason.OWNER and (old is None or old.reason is not Reason.OWNER):
-                svc = self.services[key]
-                # The verdict depends on the previous node and the static filters only
-                tk = (old.owner if old else None, static_key(svc, known))
-                mode = takeovers.get(tk)
-                if mode is None:
-                    mode = takeovers[tk] = self.election.takeover(me, tk[0], svc, inp,
-                                                                  departed)
-                if mode is Takeover.QUIET and not self.datapath.enabled:
-                    mode = Takeover.FAILED  # no way to tell it still forwards: be loud
-                modes[mode] += 1
-            owned_changed |= self._release(key, old)
-            for text in d.ips if d.owner else ():
-                first_time = text not in self._seen_owned
-                self._seen_owned.add(text)
-                if d.reason is not Reason.OWNER:
-                    continue
-                ip = _ip(text)
-                if ip is None:
-                    continue
-                self._holders[ip] = self._holders.get(ip, 0) + 1
-                self._owned[ip] = d.interfaces
-                owned_changed = True
-                if first_time:
-                    # Nobody announced it before (a new allocation, or a cold start):
-                    # probe for a foreign user first. Failovers skip this: no delay.
-                    probe.add(ip)
-                elif mode is Takeover.QUIET and old and old.owner:
-                    quiet.add(ip)
-                    self._quiet[ip] = old.owner
-            if old is None or old.reason != d.reason or old.owner != d.owner:
+            if old is not None and old.reason is owner_reason:
+                owned_changed |= self._release(key, old)
+            if d.reason is owner_reason:
+                if old is None or old.reason is not owner_reason:
+                    svc = services[key]
+                    # The verdict depends on the previous node and the static filters only
+                    tk = (old.owner if old else None, static_key(svc, known))
+                    mode = takeovers.get(tk)
+                    if mode is None:
+                        mode = self.election.takeover(me, tk[0], svc, inp, departed)
+                        if mode is quiet_mode and not self.datapath.enabled:
+                            mode = Takeover.FAILED  # no way to tell it still forwards
+                        takeovers[tk] = mode
+                    modes[mode] += 1
+                for text in d.ips:
+                    ip = _ip(text)
+                    if ip is None:
+                        continue
+                    holders[ip] = holders.get(ip, 0) + 1
+                    owned[ip] = d.interfaces
+                    owned_changed = True
+                    if text not in seen:
+                        # Nobody announced it before (a new allocation, or a cold start):
+                        # probe for a foreign user first. Failovers skip this: no delay.
+                        seen.add(text)
+                        probe.add(ip)
+                    elif mode is quiet_mode and old and old.owner:
+                        quiet.add(ip)
+                        self._quiet[ip] = old.owner
+            elif d.owner:
+                seen.update(d.ips)  # announced by another node: not new when it comes here
+            if old is None or old.reason is not d.reason or old.owner != d.owner:
                 changes.append((key, old, d, mode))
         for key in gone:
             old = old_decisions[key]
