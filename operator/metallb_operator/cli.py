@@ -748,7 +748,7 @@ def default_kubeconfig() -> str:
 def status_connection(kubeconfig: str | None, context: str | None = None) -> Connection:
     """The components' own kubeconfig loader (exec plugins, merged $KUBECONFIG files,
     tls-server-name, proxy-url, keys kept in memory), so metallbctl connects as they do."""
-    from metallb_kube.client import SA_TOKEN, KubeconfigError, load_connection
+    from metallb_kube.kubeconfig import SA_TOKEN, KubeconfigError, load_connection
 
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SA_TOKEN.exists()
     if kubeconfig or os.environ.get("KUBECONFIG") or not in_cluster:

@@ -18,7 +18,8 @@ from typing import Any
 
 import kopf
 
-from metallb_kube.client import Authenticator, Connection
+from metallb_kube.credentials import Authenticator
+from metallb_kube.kubeconfig import Connection
 from metallb_operator.controller import Controller
 
 log = logging.getLogger(__name__)

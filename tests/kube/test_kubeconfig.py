@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from metallb_kube.client import (
-    Authenticator,
+from metallb_kube.credentials import Authenticator
+from metallb_kube.kubeconfig import (
     Connection,
     Credential,
     ExecPlugin,

@@ -22,12 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from metallb_kube.client import (
-    ApiError,
-    Authenticator,
-    KubeClient,
-    load_connection,
-)
+from metallb_kube.client import ApiError, KubeClient
+from metallb_kube.credentials import Authenticator
+from metallb_kube.kubeconfig import load_connection
 from metallb_lab.controlplane import ControlPlane
 from metallb_lab.kube import Json
 
