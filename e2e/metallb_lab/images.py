@@ -11,6 +11,11 @@ pulled) and saved as docker archives that every node's containerd imports.
 Each image is keyed by what it is built from, so a second run costs a directory walk;
 the project image is rebuilt whenever the Dockerfile or a file it copies changes.
 `python -m metallb_lab.images` builds them all (e2e/tools/setup runs it).
+
+MetalLB itself (side-by-side runs, migration tests): `metallb_images(version)` wraps the
+`controller` and `speaker` that e2e/tools/build-metallb builds in one image each, named
+as MetalLB's manifests name them (quay.io/metallb/speaker:v0.15.2), so those manifests
+run unchanged (no imagePullPolicy there: IfNotPresent for a versioned tag).
 """
 
 from __future__ import annotations
@@ -277,6 +282,95 @@ def ensure_images(log: Log = lambda msg: print(f"images: {msg}", file=sys.stderr
             if old not in keep:
                 old.unlink()
         return LabImages(pause=pause, nginx=nginx, project=project)
+
+
+METALLB_REPOSITORY = "quay.io/metallb"
+METALLB_COMPONENTS = ("controller", "speaker")
+METALLB_RECIPE = "1"  # bump when the MetalLB image recipe below changes
+# What distroless/static (MetalLB's base since v0.13) gives a static binary that matters
+# here: users for runAsUser 65532/65534, and a world-writable /tmp, where the controller
+# writes its webhook certificates as user 65534.
+METALLB_PASSWD = "root:x:0:0:root:/root:/sbin/nologin\n" \
+    "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n" \
+    "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+METALLB_GROUP = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+
+
+@dataclass(frozen=True)
+class MetalLBBuild:
+    """One MetalLB version as e2e/tools/build-metallb left it in the cache."""
+
+    version: str
+    bin_dir: Path
+
+    @property
+    def manifests(self) -> Path:
+        return self.bin_dir.parent / "manifests"
+
+
+def build_metallb(version: str, log: Log) -> MetalLBBuild:
+    """Run e2e/tools/build-metallb for `version` (milliseconds when cached)."""
+    tool = REPO_ROOT / "e2e" / "tools" / "build-metallb"
+    t0 = time.monotonic()
+    proc = subprocess.run([str(tool), version], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} {version} failed:\n{proc.stderr[-4000:]}")
+    if time.monotonic() - t0 > 5:
+        log(f"MetalLB {version} built in {time.monotonic() - t0:.0f}s")
+    return MetalLBBuild(version, Path(proc.stdout.split()[-1]))
+
+
+def _build_metallb_image(b: Builder, work: Path, binary: Path, ref: str) -> None:
+    rootfs = work / "metallb-root"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    try:
+        (rootfs / "etc").mkdir(parents=True)
+        (rootfs / "tmp").mkdir()
+        (rootfs / "tmp").chmod(0o1777)
+        (rootfs / "etc" / "passwd").write_text(METALLB_PASSWD)
+        (rootfs / "etc" / "group").write_text(METALLB_GROUP)
+        shutil.copy2(binary, rootfs / binary.name)
+        b.from_rootfs(rootfs, ref, f"--entrypoint=[\"/{binary.name}\"]", f"--env={PATH_ENV}",
+                      "--label=org.opencontainers.image.title=MetalLB "
+                      f"{binary.name} (built from the Go module proxy)")
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def metallb_images(version: str, log: Log = lambda msg: print(f"images: {msg}",
+                                                            file=sys.stderr)
+                   ) -> tuple[MetalLBBuild, tuple[Image, ...]]:
+    """MetalLB `version`'s controller and speaker images (building the binaries first
+    if needed), as docker archives to import into the nodes."""
+    build = build_metallb(version, log)
+    root = cache_dir() / "images"
+    # A subdirectory: ensure_images() prunes the *.tar directly under `root`.
+    out = root / "metallb"
+    with _locked(root / ".lock"):
+        b = Builder(root, log)
+        work = root / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        images = []
+        for component in METALLB_COMPONENTS:
+            binary = build.bin_dir / component
+            key = _digest(METALLB_RECIPE, METALLB_PASSWD, METALLB_GROUP,
+                          (build.bin_dir / ".complete").read_bytes(),
+                          str(binary.stat().st_size), str(binary.stat().st_mtime_ns))
+            image = Image(f"{METALLB_REPOSITORY}/{component}:{version}",
+                          out / f"{component}-{version}-{key}.tar")
+            if not image.archive.exists():
+                t0 = time.monotonic()
+                _build_metallb_image(b, work, binary, image.ref)
+                b.save(image.ref, image.archive)
+                with contextlib.suppress(RuntimeError):
+                    b.buildah("rmi", image.ref)  # the archive is what nodes import
+                for old in out.glob(f"{component}-{version}-*.tar"):
+                    if old != image.archive:
+                        old.unlink()
+                log(f"MetalLB image {image.ref} in {time.monotonic() - t0:.1f}s")
+            images.append(image)
+        return build, tuple(images)
 
 
 def main() -> int:

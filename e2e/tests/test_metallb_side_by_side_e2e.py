@@ -1,0 +1,199 @@
+"""MetalLB itself on the real-node cluster, and the switch from it to metallb-py.
+
+MetalLB v0.15.2, built from the Go module proxy by e2e/tools/build-metallb, runs from its
+own manifests (config/manifests/metallb-native.yaml) with images of those binaries. Then
+the migration that docs/migration.md describes, step by step as written there: MetalLB's
+workloads go, its CRDs and objects stay, metallb-py is installed, and no Service's
+address changes.
+
+One cluster for the module; tests run in file order (the migration starts from the
+MetalLB the first test installed, with its Services).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from metallb_lab import metallb
+from metallb_lab.cluster import Cluster, pod_ready
+from metallb_lab.controlplane import REPO_ROOT
+from metallb_lab.kube import lb_ingress, wait_for
+from metallb_lab.netns import ip
+from metallb_lab.prober import Outcome
+from metallb_lab.pytest_plugin import FAILED
+
+pytestmark = pytest.mark.cluster_nodes
+NS = metallb.NAMESPACE
+APPS = "apps"
+BACKEND_NODE = "node-3"
+VERSION = "v0.15.2"
+POOL4 = "198.18.0.100-198.18.0.199"
+POOL6 = "fd00:18::100-fd00:18::1ff"
+REQUESTED = "198.18.0.150"
+
+
+def curl(c: Cluster, vip: str, port: int = 80, timeout: float = 30.0) -> str:
+    host = f"[{vip}]" if ":" in vip else vip
+    body = wait_for(lambda: c.http_get(f"http://{host}:{port}/", timeout=1),
+                    timeout=timeout, what=f"curl {vip}:{port}")
+    assert body.startswith("served by "), body
+    return body
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[tuple[Cluster, metallb.MetalLB]]:
+    m = metallb.prepare(VERSION)
+    with Cluster(nodes=3) as c:
+        metallb.load_images(c, m)
+        c.api.create("/api/v1/namespaces", {"metadata": {"name": APPS}})
+        c.deployment(APPS, "web", BACKEND_NODE, replicas=2)
+        yield c, m
+
+
+@pytest.fixture
+def cluster(lab: tuple[Cluster, metallb.MetalLB], request: pytest.FixtureRequest
+            ) -> Iterator[Cluster]:
+    yield lab[0]
+    if request.node.stash.get(FAILED, False):
+        print(lab[0].diagnose(pods_of=(NS,), tail=100))
+
+
+def service(c: Cluster, name: str, *, port: int = 80, annotations: dict[str, str] | None = None,
+            **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = c.api.create(f"/api/v1/namespaces/{APPS}/services", {
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                 "ports": [{"port": port, "targetPort": 80}], **spec}})
+    return body
+
+
+MIGRATION_DOC = REPO_ROOT / "docs" / "migration.md"
+STEP = re.compile(r"<!-- migration-test: (\S+) -->\s*```sh\n(.*?)```", re.DOTALL)
+
+
+def doc_steps() -> dict[str, list[list[str]]]:
+    """The commands of each marked `sh` block of docs/migration.md, in order."""
+    steps = {}
+    for name, block in STEP.findall(MIGRATION_DOC.read_text()):
+        lines = block.replace("\\\n", " ").splitlines()
+        steps[name] = [shlex.split(line) for line in lines
+                       if line.strip() and not line.lstrip().startswith("#")]
+    return steps
+
+
+def run_step(c: Cluster, commands: list[list[str]]) -> None:
+    """Run the doc's commands against the lab: paths are the repository's; helm also gets
+    the image built from this tree (the doc's user gets the published one)."""
+    for tool, *words in commands:
+        args = [str(REPO_ROOT / a) if a.startswith(("crds/", "charts/")) else a
+                for a in words]
+        if tool == "kubectl":
+            c.kubectl(*args)
+        elif tool == "helm":
+            c.helm(*args, *c.chart_args())
+        else:
+            raise AssertionError(f"docs/migration.md runs {tool}: not a lab command")
+
+
+def addresses(c: Cluster, names: list[str]) -> dict[str, list[str]]:
+    return {n: lb_ingress(c.api, APPS, n) for n in names}
+
+
+def test_metallb_gives_the_service_an_address_and_the_client_reaches_it(
+        cluster: Cluster, lab: tuple[Cluster, metallb.MetalLB]) -> None:
+    c, m = cluster, lab[1]
+    metallb.install(c, m)
+    pods = c.pods(NS, "app=metallb")
+    # Its own manifests, our builds of its binaries: nothing was pulled.
+    assert {ctr["image"] for p in pods for ctr in p["spec"]["containers"]} \
+        == m.image_refs()
+    assert all(pod_ready(p) for p in pods)
+    # Its validating webhook is served (and called by the API server) as in a real cluster.
+    c.l2_pool("lab", POOL4, POOL6)
+    (vip,) = c.lb_service(APPS, "nginx", "web")
+    assert vip.startswith("198.18.0.1"), vip
+    curl(c, vip)
+    # Answered by one of MetalLB's speakers with its node's MAC; no node holds the address.
+    owner = c.node_by_mac(c.neighbour_mac(vip) or "")
+    assert owner is not None
+    assert not any(vip in c.node_addresses(n) for n in c.nodes)
+
+
+MIGRATED = ["nginx", "requested", "shared-a", "shared-b", "dual"]
+
+
+def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
+    c = cluster
+    service(c, "requested", annotations={"metallb.io/loadBalancerIPs": REQUESTED})
+    share = {"metallb.io/allow-shared-ip": "web"}
+    service(c, "shared-a", annotations=share)
+    service(c, "shared-b", port=8080, annotations=share)
+    service(c, "dual", ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv4", "IPv6"])
+    want = {"nginx": 1, "requested": 1, "shared-a": 1, "shared-b": 1, "dual": 2}
+    before = wait_for(lambda: (a := addresses(c, MIGRATED)) and all(
+        len(a[n]) == k for n, k in want.items()) and a, timeout=30,
+        what="MetalLB assigned every address")
+    assert before["requested"] == [REQUESTED]
+    assert before["shared-a"] == before["shared-b"], before
+    ports = {"shared-b": 8080}
+    for name, vips in before.items():
+        for vip in vips:
+            curl(c, vip, ports.get(name, 80))
+
+    steps = doc_steps()
+    assert list(steps) == ["remove-metallb", "crds", "install", "check", "tidy"], steps
+    probe = c.prober(before["nginx"][0], duration=600.0, timeout=0.2)
+    t0 = time.monotonic()
+    try:
+        run_step(c, steps["remove-metallb"])  # MetalLB's workloads go; objects stay
+        assert not c.pods(NS, "app=metallb")
+        t_removed = time.monotonic() - t0
+        run_step(c, steps["crds"])
+        run_step(c, steps["install"])
+        c.wait_speakers_ready()
+        t_installed = time.monotonic() - t0
+        run_step(c, steps["check"])
+        for name, vips in before.items():
+            for vip in vips:
+                curl(c, vip, ports.get(name, 80))
+        time.sleep(1.0)
+    finally:
+        probe.send_signal(signal.SIGTERM)
+    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+    print(f"migration: MetalLB removed after {t_removed:.1f}s, metallb-py Ready after "
+          f"{t_installed:.1f}s; client saw {seen.failed}/{seen.requests} failed, "
+          f"longest gap {seen.outage_s:.2f}s")
+
+    assert addresses(c, MIGRATED) == before  # not one address changed
+    assert seen.requests > 100 and seen.after_outage is not None, seen
+    for name in MIGRATED:
+        c.single_announcer(APPS, name)
+    # metallb-py's status and conditions on the objects MetalLB's users created.
+    pool = wait_for(lambda: (p := c.api.get(
+        f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools/lab")).get(
+        "status", {}).get("conditions") and p, timeout=30, what="pool status")
+    conds = {cond["type"]: cond["status"] for cond in pool["status"]["conditions"]}
+    assert conds == {"Ready": "True", "Advertised": "True", "AssignmentsStable": "True"}, pool
+    # 4 IPv4 addresses (two Services share one), 1 IPv6
+    assert (pool["status"]["assignedIPv4"], pool["status"]["assignedIPv6"]) == (4, 1), pool
+
+    # The client forgets the MACs it learned from MetalLB: metallb-py's speakers answer.
+    ip("neigh", "flush", "all", ns=c.client_ns)
+    for name, vips in before.items():
+        for vip in vips:
+            curl(c, vip, ports.get(name, 80))
+            assert c.node_by_mac(c.neighbour_mac(vip) or "") in c.announcers(APPS, name)
+
+    # Step 4 removes what MetalLB left, and nothing metallb-py needs.
+    run_step(c, steps["tidy"])
+    assert not [o for o in c.api.get("/apis/rbac.authorization.k8s.io/v1/clusterroles")[
+        "items"] if o["metadata"]["name"].startswith("metallb-system:")]
+    c.wait_speakers_ready()
+    assert addresses(c, MIGRATED) == before
