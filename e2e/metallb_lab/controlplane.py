@@ -8,9 +8,10 @@ off, service-account issuer and keys, plus a dual-stack service range.
 With `for_nodes=True` (the real-node cluster, see `metallb_lab.cluster`) it is a real
 cluster's control plane instead: it runs inside a network namespace on the lab LAN,
 authorizes kubelets with the Node authorizer, admits Pods with their ServiceAccount
-tokens, reaches kubelets by InternalIP, and `start_controllers()` adds
-kube-controller-manager and kube-scheduler. Tests reach it through a relay on the
-host's loopback (nothing is added to the host's own network namespace).
+tokens, reaches kubelets by InternalIP and admission webhooks at their Service's Pod
+endpoints, and `start_controllers()` adds kube-controller-manager and kube-scheduler.
+Tests reach it through a relay on the host's loopback (nothing is added to the host's
+own network namespace).
 
 Usage::
 
@@ -283,6 +284,12 @@ class ControlPlane:
             "--enable-admission-plugins=NodeRestriction",
             # Kubelets are reached by address: there is no DNS for node names here.
             "--kubelet-preferred-address-types=InternalIP",
+            # No kube-proxy runs in the control plane's namespace, so a ClusterIP leads
+            # nowhere from here: admission webhooks (and aggregated APIs) are called at a
+            # Ready endpoint of their Service instead, a Pod address this namespace routes
+            # to (kube-apiserver's EndpointServiceResolver, as in clusters whose control
+            # plane is not on the Pod network).
+            "--enable-aggregator-routing=true",
             f"--kubelet-client-certificate={kubelet_client.cert}",
             f"--kubelet-client-key={kubelet_client.key}",
         ]
