@@ -235,15 +235,9 @@ def test_with_no_operator_pod_ready_failure_policy_fail_refuses(dropin: DropIn) 
              what="admission once an operator Pod is Ready")
 
 
-# Observed in 1 of 4 runs: one request of ~150 failed with `failed calling webhook ...:
-# EOF` as the old Pod stopped. On SIGTERM the operator stops its webhook server at once
-# (operator/metallb_operator/__main__.py stop_webhook; webhook.py run() -> runner.cleanup()
-# closes kept-alive connections) while the API server may still reuse a connection to
-# it, or route to it until the EndpointSlice update reaches it. Remove the marker once
-# the operator keeps serving for a short drain after SIGTERM (or the Pod has a preStop
-# delay).
-@pytest.mark.xfail(reason="the webhook stops at once on SIGTERM: a request in flight at "
-                          "the hand-over can fail under failurePolicy Fail", strict=False)
+# Observed in 1 of 4 runs before the drain: one request of ~150 failed with `failed
+# calling webhook ...: EOF` as the old Pod stopped (its server closed kept-alive
+# connections at once). Now the old Pod turns not ready on SIGTERM and answers for 5 s.
 def test_the_webhook_answers_while_the_operator_pod_is_replaced(dropin: DropIn) -> None:
     """A rolling restart (MetalLB's file: RollingUpdate) brings the new Pod up before
     the old one goes: with failurePolicy Fail, no request in between may fail for want

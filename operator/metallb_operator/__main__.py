@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kopf
@@ -67,22 +67,43 @@ async def run(settings: OperatorSettings) -> int:
     # The admission webhook is served by every replica, standby included (as MetalLB's).
     webhook_client = KubeClient(conn, limit=4, user_agent="metallb-py-operator/webhook")
     webhook: asyncio.Task[None] | None = None
+    hook: Webhook | None = None
     if settings.webhook.port:
         hook = Webhook(settings.webhook, settings.namespace, webhook_client)
         health.ready["webhook"] = hook.check
         webhook = spawn("webhook", hook.run)
+    loop = asyncio.get_running_loop()
+    drained_at: float | None = None
+
+    def begin_drain() -> None:
+        """Shutting down: not ready from now on, still answering reviews until
+        `drained_at` (called on our signal, or when kopf stopped on its own)."""
+        nonlocal drained_at
+        if hook is not None and drained_at is None:
+            hook.drain()
+            drained_at = loop.time() + settings.webhook.drain
 
     async def stop_webhook() -> None:
         if webhook is not None:
+            begin_drain()
+            assert drained_at is not None
+            await asyncio.sleep(max(0.0, drained_at - loop.time()))
             webhook.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await webhook
         await webhook_client.close()
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+
+    def on_signal() -> None:
+        begin_drain()
+        stop.set()
+
+    def own_signals() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+
+    own_signals()
 
     # The Lease gets its own connection: bulk allocation work must never starve the
     # renewals (a starved renewal looks like a lost Lease and stops the operator).
@@ -129,7 +150,8 @@ async def run(settings: OperatorSettings) -> int:
     await asyncio.wait({boot, *ends}, return_when=asyncio.FIRST_COMPLETED)
     if boot.done() and boot.exception() is None:
         controller.start()
-        await serve_kopf(build_registry(controller, conn), ends)
+        await serve_kopf(build_registry(controller, conn), ends, own_signals)
+        begin_drain()
     elif boot.done():
         log.error("start-up sync failed", extra={"event": "syncFailed",
                                                  "error": repr(boot.exception())})
@@ -153,18 +175,27 @@ async def run(settings: OperatorSettings) -> int:
     return code
 
 
-async def serve_kopf(registry: kopf.OperatorRegistry, ends: set[asyncio.Task[Any]]) -> None:
+async def serve_kopf(registry: kopf.OperatorRegistry, ends: set[asyncio.Task[Any]],
+                     own_signals: Callable[[], None] = lambda: None) -> None:
     """Run kopf until one of `ends` is done or kopf stops on a signal. kopf ends
     itself when a kind it watches goes away (404: our CRDs deleted, e.g. for a
     reinstall): it is started again, and its start-up handler waits for the CRDs.
-    Our state (the allocation table; Service status is the truth) stays."""
+    Our state (the allocation table; Service status is the truth) stays.
+    `own_signals` puts our signal handlers back once kopf installed its own (they stop
+    kopf through `ends`, after what must happen at once on SIGTERM)."""
     backoff = Backoff(1.0, 10.0)
     while True:
         kopf_stop = asyncio.Event()
+        kopf_ready = asyncio.Event()
         operator = asyncio.create_task(kopf.operator(
             registry=registry, settings=kopf_settings(), clusterwide=True, standalone=True,
-            stop_flag=kopf_stop, memo=kopf.Memo()))
-        await asyncio.wait({operator, *ends}, return_when=asyncio.FIRST_COMPLETED)
+            stop_flag=kopf_stop, ready_flag=kopf_ready, memo=kopf.Memo()))
+        ready = asyncio.create_task(kopf_ready.wait())
+        ready.add_done_callback(lambda t: None if t.cancelled() else own_signals())
+        try:
+            await asyncio.wait({operator, *ends}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
         if not operator.done():
             kopf_stop.set()
             with contextlib.suppress(Exception, asyncio.CancelledError):

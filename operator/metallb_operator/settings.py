@@ -20,6 +20,9 @@ class WebhookSettings:
     cert_dir: str = "/tmp/k8s-webhook-server/serving-certs"  # MetalLB's --cert-dir
     list_timeout: float = 5.0  # under the apiserver's default webhook timeout (10 s)
     reload_period: float = 10.0  # how often a renewed certificate is looked for
+    # After SIGTERM: not ready (the Service's endpoints drop us) but still answering this
+    # long, so the apiserver's requests on kept-alive connections are not cut (EOF).
+    drain: float = 5.0
 
     @property
     def cert_file(self) -> Path:

@@ -104,6 +104,11 @@ class Webhook:
             self.serving = "stopped"
             await runner.cleanup()
 
+    def drain(self) -> None:
+        """Shutting down: readiness fails (the Service's endpoints drop this Pod, so the
+        apiserver sends new reviews elsewhere) while reviews still get answers."""
+        self.serving = "shutting down"
+
     def check(self) -> str | None:
         """Readiness: the Service sends admission requests to Ready Pods only."""
         return None if self.serving is None else f"webhook: {self.serving}"

@@ -8,7 +8,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import signal
 import ssl
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -196,6 +200,36 @@ def test_failure_policy_decides_when_the_webhook_is_down(admission: Admission) -
 
 
 # -- unit tier: the HTTPS server on loopback -----------------------------------------
+@pytest.mark.cluster
+def test_sigterm_drains_not_ready_but_answering_then_exits(admission: Admission) -> None:
+    """A rolling update: after SIGTERM the Pod turns not ready at once (its endpoint
+    goes) and keeps answering reviews for the drain period (5 s), so the apiserver's
+    requests on kept-alive connections are not cut; then it exits."""
+    op = admission.env.operator
+    assert op is not None and op.proc is not None
+    ca = admission.certs / "ca" / "ca.crt"
+    body = review("DELETE", pool("a", "10.0.0.0/24"))
+    t0 = time.monotonic()
+    op.send_signal(signal.SIGTERM)
+    wait_for(lambda: readyz(op.metrics_port) == 503, timeout=2, what="not ready after SIGTERM")
+    answered = 0
+    while time.monotonic() - t0 < 3.5:  # well inside the drain
+        status, _ = asyncio.run(post(admission.port, ca, POOL_PATH, body))
+        assert status == 200
+        answered += 1
+        time.sleep(0.2)
+    assert op.proc.wait(timeout=20) == 0
+    assert answered >= 5 and time.monotonic() - t0 >= 4.5  # it did wait for the drain
+
+
+def readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Webhook, int, Path]]:
     serving_pair(tmp_path, "ca1")
