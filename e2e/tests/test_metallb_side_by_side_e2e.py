@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,22 +91,51 @@ def doc_steps() -> dict[str, list[list[str]]]:
     return steps
 
 
-def run_step(c: Cluster, commands: list[list[str]]) -> None:
-    """Run the doc's commands against the lab: paths are the repository's; helm also gets
-    the image built from this tree (the doc's user gets the published one)."""
-    for tool, *words in commands:
-        args = [str(REPO_ROOT / a) if a.startswith(("crds/", "charts/")) else a
+def run_step(c: Cluster, commands: list[list[str]], workdir: Path | None = None) -> None:
+    """Run the doc's commands against the lab: paths are the repository's, other files
+    are in `workdir` (`> file` writes one there); helm also gets the image built from
+    this tree (the doc's user gets the published one)."""
+    for command in commands:
+        tool, words, out = command[0], command[1:], None
+        if len(words) >= 2 and words[-2] == ">":
+            assert workdir is not None
+            out, words = workdir / words[-1], words[:-2]
+        args = [str(REPO_ROOT / a) if a.startswith(("crds/", "charts/")) else
+                str(workdir / a) if workdir is not None and (workdir / a).exists() else a
                 for a in words]
         if tool == "kubectl":
-            c.kubectl(*args)
+            stdout = c.kubectl(*args).stdout
         elif tool == "helm":
-            c.helm(*args, *c.chart_args())
+            stdout = c.helm(*args, *c.chart_args()).stdout
+        elif tool == "metallbctl":
+            stdout = subprocess.run([str(Path(sys.executable).parent / "metallbctl"), *args],
+                                    capture_output=True, text=True, check=True).stdout
         else:
             raise AssertionError(f"docs/migration.md runs {tool}: not a lab command")
+        if out is not None:
+            out.write_text(stdout)
 
 
 def addresses(c: Cluster, names: list[str]) -> dict[str, list[str]]:
     return {n: lb_ingress(c.api, APPS, n) for n in names}
+
+
+def wait_assigned(c: Cluster, want: dict[str, int]) -> dict[str, list[str]]:
+    """Until each Service has its number of addresses; returns them all."""
+    def assigned() -> dict[str, list[str]] | None:
+        got = addresses(c, list(want))
+        return got if all(len(got[n]) == k for n, k in want.items()) else None
+
+    return wait_for(assigned, timeout=60, what="every Service's addresses")
+
+
+def pool_with_conditions(c: Cluster, name: str) -> dict[str, Any]:
+    def get() -> dict[str, Any] | None:
+        pool: dict[str, Any] = c.api.get(
+            f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools/{name}")
+        return pool if (pool.get("status") or {}).get("conditions") else None
+
+    return wait_for(get, timeout=30, what=f"pool {name}'s status")
 
 
 def test_metallb_gives_the_service_an_address_and_the_client_reaches_it(
@@ -137,9 +169,7 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
     service(c, "shared-b", port=8080, annotations=share)
     service(c, "dual", ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv4", "IPv6"])
     want = {"nginx": 1, "requested": 1, "shared-a": 1, "shared-b": 1, "dual": 2}
-    before = wait_for(lambda: (a := addresses(c, MIGRATED)) and all(
-        len(a[n]) == k for n, k in want.items()) and a, timeout=30,
-        what="MetalLB assigned every address")
+    before = wait_assigned(c, want)
     assert before["requested"] == [REQUESTED]
     assert before["shared-a"] == before["shared-b"], before
     ports = {"shared-b": 8080}
@@ -148,7 +178,7 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
             curl(c, vip, ports.get(name, 80))
 
     steps = doc_steps()
-    assert list(steps) == ["remove-metallb", "crds", "install", "check", "tidy"], steps
+    assert list(steps)[:5] == ["remove-metallb", "crds", "install", "check", "tidy"], steps
     probe = c.prober(before["nginx"][0], duration=600.0, timeout=0.2)
     t0 = time.monotonic()
     try:
@@ -176,9 +206,7 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
     for name in MIGRATED:
         c.single_announcer(APPS, name)
     # metallb-py's status and conditions on the objects MetalLB's users created.
-    pool = wait_for(lambda: (p := c.api.get(
-        f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools/lab")).get(
-        "status", {}).get("conditions") and p, timeout=30, what="pool status")
+    pool = pool_with_conditions(c, "lab")
     conds = {cond["type"]: cond["status"] for cond in pool["status"]["conditions"]}
     assert conds == {"Ready": "True", "Advertised": "True", "AssignmentsStable": "True"}, pool
     # 4 IPv4 addresses (two Services share one), 1 IPv6
@@ -197,3 +225,62 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
         "items"] if o["metadata"]["name"].startswith("metallb-system:")]
     c.wait_speakers_ready()
     assert addresses(c, MIGRATED) == before
+
+
+V012 = "v0.12.1"
+SEED = ["seed", "seed-requested", "seed-shared-a", "seed-shared-b"]
+
+
+def test_migration_from_metallb_v012_configmap_changes_no_address(
+        cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    # From the previous test's metallb-py to a cluster with only MetalLB v0.12.1 (its
+    # controller would re-assign what it cannot read, such as metallb.io/ keys).
+    for name in MIGRATED:
+        c.api.delete(f"/api/v1/namespaces/{APPS}/services/{name}")
+    c.helm("uninstall", "metallb-py", "-n", NS, "--wait")
+    c.kubectl("delete", "ipaddresspools,l2advertisements", "-n", NS, "--all")
+    m = metallb.prepare(V012)
+    metallb.load_images(c, m)
+    metallb.install(c, m)
+    assert {ctr["image"] for p in c.pods(NS, "app=metallb")
+            for ctr in p["spec"]["containers"]} == m.image_refs()
+    metallb.configure_v012(c, {"seed": [POOL4]})  # as the seed document shows
+    service(c, "seed")
+    service(c, "seed-requested", loadBalancerIP="198.18.0.160")
+    share = {"metallb.universe.tf/allow-shared-ip": "seed"}
+    service(c, "seed-shared-a", annotations=share)
+    service(c, "seed-shared-b", port=8080, annotations=share)
+    before = wait_assigned(c, dict.fromkeys(SEED, 1))
+    assert before["seed-requested"] == ["198.18.0.160"]
+    assert before["seed-shared-a"] == before["seed-shared-b"], before
+    ports = {"seed-shared-b": 8080}
+    for name, (vip,) in before.items():
+        curl(c, vip, ports.get(name, 80))
+
+    steps = doc_steps()
+    probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
+    try:
+        run_step(c, steps["v012-remove-metallb"])
+        assert not c.pods(NS, "app=metallb")
+        run_step(c, steps["v012-crds"])
+        run_step(c, steps["v012-convert"], tmp_path)
+        run_step(c, steps["install"])
+        c.wait_speakers_ready()
+        for name, (vip,) in before.items():
+            curl(c, vip, ports.get(name, 80))
+        time.sleep(1.0)
+    finally:
+        probe.send_signal(signal.SIGTERM)
+    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+    print(f"v0.12.1 migration: client saw {seen.failed}/{seen.requests} failed, "
+          f"longest gap {seen.outage_s:.2f}s")
+    assert addresses(c, SEED) == before
+    ip("neigh", "flush", "all", ns=c.client_ns)
+    for name, (vip,) in before.items():
+        curl(c, vip, ports.get(name, 80))
+        assert c.node_by_mac(c.neighbour_mac(vip) or "") in c.announcers(APPS, name)
+    pool = pool_with_conditions(c, "seed")
+    assert pool["spec"]["addresses"] == [POOL4]
+    conds = {cond["type"]: cond["status"] for cond in pool["status"]["conditions"]}
+    assert conds == {"Ready": "True", "Advertised": "True", "AssignmentsStable": "True"}, pool

@@ -1,0 +1,173 @@
+"""MetalLB and metallb-py side by side, in one run on one real-node cluster (issue 13):
+the client-observed outage when the announcing node's link goes down, same client, same
+10 ms probing, same nginx Service and address.
+
+MetalLB v0.15.2 (built from the Go module proxy by e2e/tools/build-metallb, installed from
+its own metallb-native.yaml) runs first; then the cluster switches to metallb-py the way
+docs/migration.md says (the Service keeps its address) and the same trials run again.
+
+Both systems get the same configuration: one pool, and an L2Advertisement whose
+nodeSelectors leave out the backends' node, so a failure moves the address and never the
+nginx Pods (Kubernetes noticing dead Pods takes the node controller's 50 s grace period,
+for any load balancer). Each trial takes down the link of the node the client sends to.
+outage = the longest gap between two successful requests.
+
+Skeleton: link-down only. Still to come (issue 13): frozen node, speaker Pod killed,
+rolling update, create -> address at 1k/10k Services, controller restart, CPU and RSS,
+ARP replies per second.
+
+Run: .venv/bin/python -m bench.versus [--trials 10] [--systems metallb,metallb-py]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import summary, write
+from bench.failover_nodes import fail, mac_of
+from metallb_lab import metallb
+from metallb_lab.cluster import CHART, Cluster
+from metallb_lab.controlplane import REPO_ROOT
+from metallb_lab.kube import wait_for
+from metallb_lab.kubenode import KubeNode
+from metallb_lab.lan import NeighbourWatch
+from metallb_lab.prober import Outcome
+
+APPS = "bench"
+BACKEND = "node-3"
+NS = metallb.NAMESPACE
+METALLB_VERSION = "v0.15.2"
+PROBE_TIMEOUT = 0.05
+# Long enough for MetalLB's memberlist to notice a dead node (users report 5-8 s).
+PROBE_SECONDS = 20.0
+# After a node's link is back: time for memberlist to take it back (MetalLB has no
+# readiness figure for that, unlike metallb-py's members metric), so that the next
+# trial starts from a whole cluster for both systems.
+RECOVER_SECONDS = 10.0
+SYSTEMS = ("metallb", "metallb-py")
+
+
+def configure(c: Cluster) -> None:
+    """The pool and an advertisement from every node but the backends'."""
+    c.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+             "metadata": {"name": "bench", "namespace": NS},
+             "spec": {"addresses": ["198.18.0.100-198.18.0.199"]}},
+            {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+             "metadata": {"name": "bench", "namespace": NS},
+             "spec": {"ipAddressPools": ["bench"], "nodeSelectors": [{"matchExpressions": [
+                 {"key": "kubernetes.io/hostname", "operator": "NotIn",
+                  "values": [BACKEND]}]}]}}]}))
+
+
+def switch_to_metallb_py(c: Cluster) -> None:
+    """docs/migration.md, steps 1-3."""
+    metallb.remove_workloads(c)
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    c.helm("install", "metallb-py", str(CHART), "-n", NS, "--set", "crds.enabled=false",
+           "--wait", "--timeout=180s", *c.chart_args())
+    c.wait_speakers_ready()
+
+
+def settle(c: Cluster, vip: str, ready: Callable[[], object]) -> KubeNode:
+    """Every speaker Ready and the client reaching the Service; returns the node the
+    client sends to (the one a client-visible failure must hit)."""
+    ready()
+
+    def reached() -> KubeNode | None:
+        if c.curl(vip, timeout=1) is None:
+            return None
+        return c.node_by_mac(c.neighbour_mac(vip) or "")
+
+    via = wait_for(reached, timeout=60, what="the client reaches the Service")
+    assert via.name != BACKEND, "the backends' node does not announce (nodeSelectors)"
+    time.sleep(0.5)
+    return via
+
+
+def trial(c: Cluster, vip: str, ready: Callable[[], object]) -> dict[str, Any]:
+    owner = settle(c, vip, ready)
+    watch = NeighbourWatch(c.client_ns, vip)
+    probe = c.prober(vip, duration=PROBE_SECONDS, timeout=PROBE_TIMEOUT)
+    time.sleep(1.5)
+    t_fault = time.time()
+    fail(c, owner, "link-down", True)
+    seen = Outcome.parse(probe.communicate(timeout=120)[0])
+    moved = watch.moved_after(t_fault, away_from=mac_of(c, owner))
+    watch.close()
+    new_owner = c.node_by_mac(c.neighbour_mac(vip) or "")
+    fail(c, owner, "link-down", False)
+    time.sleep(RECOVER_SECONDS)
+    return {"from": owner.name, "to": new_owner.name if new_owner else None,
+            "outage_s": seen.outage_s, "failed_requests": seen.failed,
+            "requests": seen.requests, "recovered": seen.after_outage is not None,
+            "arp_moved_s": round(moved, 4) if moved is not None else None}
+
+
+def run_trials(c: Cluster, system: str, vip: str, n: int,
+               ready: Callable[[], object]) -> dict[str, Any]:
+    rows = []
+    for i in range(n):
+        row = trial(c, vip, ready)
+        rows.append(row)
+        print(f"{system:10s} link-down #{i + 1:2d}: outage {row['outage_s'] * 1000:6.0f} ms, "
+              f"{row['failed_requests']:4d} failed, {row['from']} -> {row['to']}", flush=True)
+    moved = [r for r in rows if r["to"] != r["from"] and r["recovered"]]
+    return {"trials": rows, "outage_ms": summary([r["outage_s"] * 1000 for r in moved]),
+            "moved": len(moved),
+            "failed_requests_total": sum(r["failed_requests"] for r in rows)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    args = ap.parse_args()
+    systems = args.systems.split(",")
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        ap.error(f"unknown systems {sorted(unknown)}: choose from {SYSTEMS}")
+    log = lambda m: print(f"cluster: {m}", flush=True)  # noqa: E731
+    m = metallb.prepare(METALLB_VERSION, log) if "metallb" in systems else None
+    out: dict[str, Any] = {"lab": "real nodes (kubelet, containerd, kube-proxy nftables)",
+                           "metallb": METALLB_VERSION, "trials": args.trials,
+                           "probe_interval_s": 0.01, "probe_timeout_s": PROBE_TIMEOUT,
+                           "nodes": 3, "results": {}}
+    with Cluster(nodes=3, log=log) as c:
+        out["cluster_timings_s"] = dict(c.timings)
+        c.api.create("/api/v1/namespaces", {"metadata": {"name": APPS}})
+        c.deployment(APPS, "web", BACKEND, replicas=2)
+        if m is not None:
+            metallb.load_images(c, m)
+            metallb.install(c, m)
+        else:
+            c.install()
+            c.wait_speakers_ready()
+        configure(c)
+        (vip,) = c.lb_service(APPS, "web", "web")
+        for system in systems:
+            if system == "metallb-py" and m is not None:
+                switch_to_metallb_py(c)
+            ready: Callable[[], object] = (
+                (lambda: metallb.wait_ready(c)) if system == "metallb" else c.wait_speakers_ready)
+            out["results"][system] = run_trials(c, system, vip, args.trials, ready)
+    print("\nlink-down   outage p50/p99/max ms   moved   failed requests")
+    for system, res in out["results"].items():
+        o = res["outage_ms"]
+        print(f"{system:10s} {o['p50']:7.0f} {o['p99']:7.0f} {o['max']:7.0f}   "
+              f"{res['moved']:3d}/{args.trials}   {res['failed_requests_total']:10d}")
+    if set(out["results"]) == set(SYSTEMS):
+        ours, theirs = (out["results"][s]["outage_ms"]["p50"] for s in ("metallb-py", "metallb"))
+        out["ratio_p50_metallb_over_ours"] = round(theirs / ours, 1) if ours else None
+    write("versus", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
