@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +53,7 @@ class _Posted:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 _Item = tuple[ObjectRef, str, str, str]
@@ -78,6 +76,7 @@ class EventRecorder:
         self._queues: list[asyncio.Queue[_Item]] = [
             asyncio.Queue(max(1, queue_size // posters)) for _ in range(posters)]
         self._posted: dict[tuple[ObjectRef, str, str], _Posted] = {}
+        self._seq = 0  # Event names: unique within one recorder
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
 
@@ -156,7 +155,10 @@ class EventRecorder:
                     {"count": prev.count, "lastTimestamp": _now()}, read=False)
                 return
         stamp = _now()
-        name = f"{ref.name}.{uuid.uuid4().hex[:12]}"
+        # client-go's naming: the object's name and a timestamp in hex (unique enough
+        # with the counter; uuid4 cost more than the rest of the body)
+        self._seq += 1
+        name = f"{ref.name}.{time.time_ns() // 1000 + self._seq:x}"
         body = {
             "metadata": {"name": name, "namespace": ns},
             "involvedObject": {
