@@ -32,6 +32,8 @@ import yaml
 
 from metallb_api import API_VERSION, GROUP, VERSION
 from metallb_api.addresses import AddressError, Family, parse_entry
+from metallb_api.bgp import ADVERTISEMENT as BGPADV_KIND
+from metallb_api.bgp import BFD_PROFILE, COMMUNITY, PEER, BGPConfig, build_bgp_config
 from metallb_api.config import Config, ProblemReason, build_config
 from metallb_api.service import ALLOCATED_FROM_POOL
 
@@ -46,7 +48,11 @@ DEFAULT_NAMESPACE = "metallb-system"
 POOL_KIND = "IPAddressPool"
 L2ADV_KIND = "L2Advertisement"
 L2STATUS_KIND = "ServiceL2Status"
-BGP_KINDS = frozenset({"BGPPeer", "BGPAdvertisement", "BFDProfile", "Community"})
+# BGP kinds and the versions served (BGPPeer: v1beta2, and v1beta1 deprecated)
+BGP_VERSIONS = {PEER: (f"{GROUP}/v1beta2", f"{GROUP}/v1beta1"), BGPADV_KIND: (API_VERSION,),
+                BFD_PROFILE: (API_VERSION,), COMMUNITY: (API_VERSION,)}
+BGP_KINDS = frozenset(BGP_VERSIONS)
+STATUS_KINDS = frozenset({L2STATUS_KIND, "ServiceBGPStatus"})
 NAME_MAX = 253
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -312,8 +318,11 @@ def _classify(doc: Document) -> str | None:
         if kind in (POOL_KIND, L2ADV_KIND):
             return f"metallb-py serves {kind} as {API_VERSION} only, not {api}"
         if kind in BGP_KINDS:
-            return "BGP is not supported by metallb-py"
-        if kind == L2STATUS_KIND:
+            if api in BGP_VERSIONS[kind]:
+                return None
+            return (f"metallb-py serves {kind} as "
+                    f"{' or '.join(BGP_VERSIONS[kind])} only, not {api}")
+        if kind in STATUS_KINDS:
             return "status object written by the speaker"
         return f"unknown {GROUP} kind"
     if kind == "ConfigMap" and _configmap_config(doc.body) is not None:
@@ -419,6 +428,16 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
                     unadvertised[doc.name] = None
         for adv in config.l2advertisements.values():
             summaries[(L2ADV_KIND, adv.name)] = _adv_summary(config, adv.name)
+        # BGP objects: the same pure rules as the operator (metallb_api.bgp)
+        bgp = build_bgp_config(config, *([d.body for d in group if d.kind == kind]
+                                         for kind in (PEER, BGPADV_KIND, BFD_PROFILE,
+                                                      COMMUNITY)))
+        problems.extend((p.kind, p.name, str(p.reason), p.message) for p in bgp.problems)
+        report.err.extend(f"note: {n.kind}/{n.name}: {n.reason}: {n.message}"
+                          for n in bgp.notes)
+        summaries.update(_bgp_summaries(bgp))
+        for name in bgp.advertised_pools():
+            unadvertised.pop(name, None)
 
     if problems:
         for kind, name, reason, message in dict.fromkeys(problems):
@@ -431,11 +450,36 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
         return report
     report.out.extend(summaries[k] for k in sorted(summaries, key=lambda k: (k[0] != POOL_KIND,
                                                                             k[1])))
-    if any(d.kind == L2ADV_KIND for d in selected):
+    if any(d.kind in (L2ADV_KIND, BGPADV_KIND) for d in selected):
+        which = ("L2Advertisement or BGPAdvertisement"
+                 if any(d.kind == BGPADV_KIND for d in selected) else "L2Advertisement")
         report.err.extend(
-            f"warning: {POOL_KIND}/{name}: no L2Advertisement selects it: its addresses "
+            f"warning: {POOL_KIND}/{name}: no {which} selects it: its addresses "
             f"would be assigned but not announced" for name in unadvertised)
     return report
+
+
+def _bgp_summaries(bgp: BGPConfig) -> dict[tuple[str, str], str]:
+    out = {}
+    for peer in bgp.peers.values():
+        remote = peer.dynamic_asn or f"AS {peer.peer_asn}"
+        line = (f"{PEER}/{peer.name}: AS {peer.my_asn} to {remote} at "
+                f"{peer.address or peer.interface}" + (f" (VRF {peer.vrf})" if peer.vrf else ""))
+        if peer.bfd_profile:
+            line += f"; BFD profile {peer.bfd_profile}"
+        out[(PEER, peer.name)] = line
+    for adv in bgp.advertisements.values():
+        line = (f"{BGPADV_KIND}/{adv.name}: announces " + (", ".join(sorted(adv.pools))
+                                                           or "no pools")
+                + " to " + (", ".join(sorted(adv.peers)) or "every peer"))
+        if adv.communities:
+            line += "; communities " + ", ".join(str(c) for c in adv.communities)
+        if adv.local_pref:
+            line += f"; localPref {adv.local_pref}"
+        out[(BGPADV_KIND, adv.name)] = line
+    for profile in bgp.bfd_profiles.values():
+        out[(BFD_PROFILE, profile.name)] = f"{BFD_PROFILE}/{profile.name}: valid"
+    return out
 
 
 def _adv_summary(config: Config, name: str) -> str:

@@ -179,8 +179,9 @@ def test_problems_only_no_summaries_when_anything_is_wrong() -> None:
 IGNORED = [
     pytest.param("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n",
                  "ignored Service/web: not a metallb.io object", id="service"),
-    pytest.param("apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\n",
-                 "ignored BGPPeer/p: BGP is not supported by metallb-py", id="bgp-peer"),
+    pytest.param("apiVersion: metallb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: p}\n",
+                 "ignored BGPPeer/p: metallb-py serves BGPPeer as metallb.io/v1beta2 or "
+                 "metallb.io/v1beta1 only", id="bgp-peer-old-version"),
     pytest.param("apiVersion: metallb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: x}\n",
                  "metallb-py serves IPAddressPool as metallb.io/v1beta1 only", id="old-version"),
     pytest.param("just: a mapping\n", "not a Kubernetes object (no kind)", id="no-kind"),

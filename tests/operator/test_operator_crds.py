@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from metallb_api.bgp import BGPConfig, BGPProblemReason, build_bgp_config
 from metallb_api.config import ProblemReason, build_config
 from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
 from metallb_lab.kube import CRD_DIR, Json, apply_crds, apply_manifest, create_namespace, wait_for
@@ -193,3 +194,147 @@ def test_accepted_by_the_apiserver(control_plane: ControlPlane, namespace: str, 
     obj = _obj(kind, spec)
     cfg = build_config([obj], []) if kind == "IPAddressPool" else build_config([], [obj])
     assert cfg.problems == ()
+
+
+# -- BGP kinds (issue 10): what their schemas and CEL rules admit or refuse ---------------
+BGP_VERSIONS = {"BGPPeer": "metallb.io/v1beta2"}
+PEER = {"myASN": 64512, "peerASN": 64513, "peerAddress": "198.18.0.1"}
+
+
+def _bgp(kind: str, spec: dict[str, Any], ns: str, name: str = "x",
+         version: str | None = None) -> dict[str, Any]:
+    return {"apiVersion": version or BGP_VERSIONS.get(kind, "metallb.io/v1beta1"),
+            "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def _bgp_model(obj: dict[str, Any]) -> BGPConfig:
+    lists: dict[str, list[dict[str, Any]]] = {
+        "BGPPeer": [], "BGPAdvertisement": [], "BFDProfile": [], "Community": []}
+    lists[obj["kind"]].append(obj)
+    return build_bgp_config(build_config([]), lists["BGPPeer"], lists["BGPAdvertisement"],
+                            lists["BFDProfile"], lists["Community"])
+
+
+@pytest.mark.parametrize(("kind", "spec", "expected"), [
+    ("BGPPeer", PEER | {"dynamicASN": "external"},
+     "spec.peerASN, spec.dynamicASN: exactly one of them must be set"),
+    ("BGPPeer", {"myASN": 64512, "peerAddress": "198.18.0.1"},
+     "spec.peerASN, spec.dynamicASN: exactly one of them must be set"),
+    ("BGPPeer", PEER | {"dynamicASN": "both"}, 'spec.dynamicASN: Unsupported value: "both"'),
+    ("BGPPeer", PEER | {"myASN": 0}, "spec.myASN: Invalid value: 0"),
+    ("BGPPeer", {"myASN": 1, "peerASN": 2}, "spec.peerAddress, spec.interface: exactly one"),
+    ("BGPPeer", PEER | {"interface": "eth0"}, "spec.peerAddress, spec.interface: exactly one"),
+    ("BGPPeer", PEER | {"peerAddress": "198.18.0.300"},
+     "spec.peerAddress: must be an IPv4 or IPv6 address"),
+    ("BGPPeer", PEER | {"sourceAddress": "eth0"},
+     "spec.sourceAddress: must be an IPv4 or IPv6 address"),
+    ("BGPPeer", PEER | {"routerID": "router"}, "spec.routerID: must be an IP address"),
+    ("BGPPeer", PEER | {"holdTime": "2s"}, "spec.holdTime: must be 0 or at least 3s"),
+    ("BGPPeer", PEER | {"holdTime": "-3s"}, "spec.holdTime: must be 0 or at least 3s"),
+    ("BGPPeer", PEER | {"holdTime": "9s", "keepaliveTime": "10s"},
+     "spec.keepaliveTime: must not be longer than spec.holdTime"),
+    ("BGPPeer", PEER | {"keepaliveTime": "900ms"}, "the hold time is three keepalives"),
+    ("BGPPeer", PEER | {"connectTime": "1500ms"},
+     "spec.connectTime: must be a whole number of seconds"),
+    ("BGPPeer", PEER | {"connectTime": "0s"}, "spec.connectTime: must be between 1s and 65535s"),
+    ("BGPPeer", PEER | {"peerASN": 64512, "ebgpMultiHop": True},
+     "spec.ebgpMultiHop: not allowed for an iBGP peer"),
+    ("BGPPeer", PEER | {"password": "x", "passwordSecret": {"name": "s"}},
+     "spec.password, spec.passwordSecret: at most one of them may be set"),
+    ("BGPPeer", PEER | {"peerPort": 20000}, "spec.peerPort: Invalid value: 20000"),
+    ("BGPPeer", PEER | {"nodeSelectors": [SEL_A, SEL_A]},
+     "spec.nodeSelectors[1]: Duplicate value"),
+    ("BGPAdvertisement", {"communities": ["65536:1"]},
+     '"65536:1" is not a community: a:b needs two numbers from 0 to 65535'),
+    ("BGPAdvertisement", {"communities": ["1:x"]}, '"1:x" is not a community'),
+    ("BGPAdvertisement", {"communities": ["large:1:2:4294967296"]},
+     '"large:1:2:4294967296" is not a large community'),
+    ("BGPAdvertisement", {"communities": ["big:1:2:3"]}, '"big:1:2:3" is not a large community'),
+    ("BGPAdvertisement", {"communities": ["1:2", "1:2"]},
+     'spec.communities[1]: Duplicate value: "1:2"'),
+    ("BGPAdvertisement", {"aggregationLength": 33}, "spec.aggregationLength: Invalid value: 33"),
+    ("BGPAdvertisement", {"aggregationLength": 0}, "spec.aggregationLength: Invalid value: 0"),
+    ("BGPAdvertisement", {"aggregationLengthV6": 129},
+     "spec.aggregationLengthV6: Invalid value: 129"),
+    ("BGPAdvertisement", {"localPref": -1}, "spec.localPref: Invalid value: -1"),
+    ("BGPAdvertisement", {"peers": ["a", "a"]}, 'spec.peers[1]: Duplicate value: "a"'),
+    ("BGPAdvertisement", {"ipAddressPoolSelectors": [SEL_A, SEL_A]},
+     "spec.ipAddressPoolSelectors[1]: Duplicate value"),
+    ("BFDProfile", {"receiveInterval": 9}, "spec.receiveInterval: Invalid value: 9"),
+    ("BFDProfile", {"transmitInterval": 60001}, "spec.transmitInterval: Invalid value: 60001"),
+    ("BFDProfile", {"detectMultiplier": 1}, "spec.detectMultiplier: Invalid value: 1"),
+    ("BFDProfile", {"echoInterval": 5}, "spec.echoInterval: Invalid value: 5"),
+    ("BFDProfile", {"minimumTtl": 255}, "spec.minimumTtl: Invalid value: 255"),
+    ("Community", {"communities": [{"name": "gold", "value": "1:2:3"}]},
+     '"1:2:3" is not a community'),
+    ("Community", {"communities": [{"name": "gold", "value": "large:1:2"}]},
+     '"large:1:2" is not a community'),
+    ("Community", {"communities": [{"name": "gold", "value": "1:2"},
+                                   {"name": "gold", "value": "3:4"}]},
+     "spec.communities[1]: Duplicate value"),
+    ("Community", {"communities": [{"name": "gold"}]},
+     "spec.communities[0].value: Required value"),
+])
+def test_bgp_kinds_refused_by_the_apiserver(control_plane: ControlPlane, namespace: str,
+                                            kind: str, spec: dict[str, Any],
+                                            expected: str) -> None:
+    err = _apply(control_plane, namespace, _bgp(kind, spec, namespace))
+    assert expected in err, err
+    # ... and by the pure model (`metallbctl validate`, objects written before the CRDs)
+    cfg = _bgp_model(_bgp(kind, spec, namespace))
+    assert [p.reason for p in cfg.problems] == [BGPProblemReason.INVALID_SPEC], cfg.problems
+
+
+@pytest.mark.parametrize(("kind", "spec"), [
+    ("BGPPeer", PEER),
+    ("BGPPeer", {"myASN": 64512, "dynamicASN": "internal", "interface": "eth0"}),
+    ("BGPPeer", PEER | {"peerAddress": "fd00::1", "sourceAddress": "fd00::2",
+                        "routerID": "198.18.0.9", "holdTime": "3s", "keepaliveTime": "1s",
+                        "connectTime": "5s", "passwordSecret": {"name": "s"},
+                        "bfdProfile": "fast", "enableGracefulRestart": True,
+                        "ebgpMultiHop": True, "vrf": "red", "dualStackAddressFamily": True,
+                        "nodeSelectors": [SEL_A], "localASN": 64700}),
+    ("BGPPeer", PEER | {"holdTime": "0s"}),  # no keepalives at all (RFC 4271)
+    ("BGPPeer", PEER | {"keepaliveTime": "300ms"}),  # hold 0.9 s rounds to 0, as in MetalLB
+    ("BGPPeer", PEER | {"holdTime": "90s", "keepaliveTime": "90s"}),
+    ("BGPAdvertisement", {"communities": ["65535:65535", "large:4294967295:0:1", "gold",
+                                          "no-export"],
+                          "aggregationLength": 24, "aggregationLengthV6": 64,
+                          "localPref": 4294967295, "peers": ["a", "b"],
+                          "ipAddressPools": ["p"], "nodeSelectors": [SEL_A]}),
+    ("BFDProfile", {"receiveInterval": 10, "transmitInterval": 60000, "detectMultiplier": 255,
+                    "echoInterval": 10, "echoMode": True, "passiveMode": True,
+                    "minimumTtl": 1}),
+    ("Community", {"communities": [{"name": "gold", "value": "65535:1"},
+                                   {"name": "silver", "value": "large:1:2:3"}]}),
+])
+def test_bgp_kinds_accepted_by_the_apiserver(control_plane: ControlPlane, namespace: str,
+                                             kind: str, spec: dict[str, Any]) -> None:
+    assert _apply(control_plane, namespace, _bgp(kind, spec, namespace)) == ""
+    assert not [p for p in _bgp_model(_bgp(kind, spec, namespace)).problems
+                if p.reason == BGPProblemReason.INVALID_SPEC]
+
+
+def test_bgppeer_v1beta1_is_served_and_read_as_v1beta2(control_plane: ControlPlane,
+                                                      namespace: str) -> None:
+    legacy = PEER | {"holdTime": "9s", "nodeSelectors": [{"matchExpressions": [EXPR]}]}
+    assert _apply(control_plane, namespace,
+                  _bgp("BGPPeer", legacy, namespace, version="metallb.io/v1beta1")) == ""
+    got = Json(control_plane).get(f"/apis/metallb.io/v1beta2/namespaces/{namespace}/bgppeers/x")
+    assert got["apiVersion"] == "metallb.io/v1beta2"
+    # the defaults of v1beta2 are applied on read; nothing else changes
+    assert got["spec"] == legacy | {"peerPort": 179, "disableMP": False,
+                                    "dualStackAddressFamily": False}
+    # v1beta1 keeps its own shape: no dynamicASN, so peerASN is required there
+    err = _apply(control_plane, namespace, _bgp(
+        "BGPPeer", {"myASN": 1, "peerAddress": "198.18.0.1"},
+        namespace, name="legacy", version="metallb.io/v1beta1"))
+    assert "spec.peerASN: Required value" in err, err
+
+
+def test_bgppeer_graceful_restart_is_immutable(control_plane: ControlPlane,
+                                               namespace: str) -> None:
+    assert _apply(control_plane, namespace, _bgp("BGPPeer", PEER, namespace)) == ""
+    err = _apply(control_plane, namespace, _bgp("BGPPeer", PEER | {
+        "enableGracefulRestart": True}, namespace))
+    assert "spec.enableGracefulRestart: cannot be changed after creation" in err, err

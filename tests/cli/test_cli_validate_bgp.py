@@ -1,0 +1,98 @@
+"""`metallbctl validate` checks the BGP kinds with the operator's pure rules
+(`metallb_api.bgp`): problems fail, notes are printed, valid objects are summarised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metallb_operator.cli import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    load_documents,
+    read_crd_schemas,
+    validate_documents,
+)
+
+pytestmark = pytest.mark.unit
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+
+POOL = """apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pool}
+spec: {addresses: [198.51.100.0/24]}
+"""
+
+
+def peer(name: str, spec: str, version: str = "v1beta2") -> str:
+    return f"apiVersion: metallb.io/{version}\nkind: BGPPeer\nmetadata: {{name: {name}}}\n" \
+           f"spec: {spec}\n"
+
+
+def doc(kind: str, name: str, spec: str) -> str:
+    return f"apiVersion: metallb.io/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\n" \
+           f"spec: {spec}\n"
+
+
+ROUTER = "{myASN: 64512, peerASN: 64600, peerAddress: 198.18.0.1}"
+
+
+def run(*docs: str) -> tuple[int, list[str], list[str]]:
+    report = validate_documents(load_documents("---\n".join((POOL, *docs)), "f.yaml"),
+                                read_crd_schemas(CRD_DIR))
+    return report.code, report.out, report.err
+
+
+def test_valid_bgp_objects_are_summarised() -> None:
+    code, out, err = run(
+        peer("router", ROUTER[:-1] + ", bfdProfile: fast}"),
+        peer("legacy", "{myASN: 64512, peerASN: 64601, peerAddress: 198.18.0.2}", "v1beta1"),
+        doc("BFDProfile", "fast", "{receiveInterval: 100}"),
+        doc("Community", "names", "{communities: [{name: gold, value: '64512:1'}]}"),
+        doc("BGPAdvertisement", "adv", "{communities: [gold], peers: [router]}"))
+    assert code == EXIT_OK, out
+    assert "BGPPeer/router: AS 64512 to AS 64600 at 198.18.0.1; BFD profile fast" in out
+    assert "BGPPeer/legacy: AS 64512 to AS 64601 at 198.18.0.2" in out
+    assert "BGPAdvertisement/adv: announces pool to router; communities 64512:1" in out
+    assert "BFDProfile/fast: valid" in out
+    assert not [e for e in err if "warning" in e], err
+
+
+@pytest.mark.parametrize(("docs", "expected"), [
+    ([peer("router", ROUTER[:-1] + ", holdTime: 2s}")],
+     "BGPPeer/router: InvalidSpec: spec.holdTime: '2s' must be 0 or at least 3s"),
+    ([peer("router", ROUTER[:-1] + ", bfdProfile: missing}")],
+     "BGPPeer/router: BFDProfileNotFound: spec.bfdProfile: no BFDProfile named 'missing'"),
+    ([peer("a", ROUTER), peer("b", "{myASN: 1, peerASN: 2, peerAddress: 198.18.0.2}")],
+     "BGPPeer/b: ConflictingMyASN: spec.myASN: 1 differs from 64512 of BGPPeer 'a'"),
+    ([doc("BGPAdvertisement", "adv", "{communities: [silver]}")],
+     "BGPAdvertisement/adv: UnknownCommunity: spec.communities[0]: 'silver'"),
+    ([doc("BGPAdvertisement", "adv", "{aggregationLength: 16}")],
+     "BGPAdvertisement/adv: AggregationLengthTooShort: spec.aggregationLength: 16 is shorter"),
+    ([doc("BFDProfile", "b", "{detectMultiplier: 1}")],
+     "BFDProfile/b: InvalidSpec: spec.detectMultiplier"),
+    ([doc("BFDProfile", "b", "{detectMultiplyer: 3}")],
+     'BFDProfile/b: UnknownField: f.yaml (document 2): BFDProfile in version "v1beta1" '
+     'cannot be handled'),
+])
+def test_bgp_problems_fail(docs: list[str], expected: str) -> None:
+    code, out, _ = run(*docs)
+    assert code == EXIT_PROBLEMS
+    assert any(line.startswith(expected) for line in out), out
+
+
+def test_local_pref_towards_ebgp_is_a_note() -> None:
+    code, _, err = run(peer("router", ROUTER),
+                       doc("BGPAdvertisement", "adv", "{localPref: 50}"))
+    assert code == EXIT_OK
+    assert any("BGPAdvertisement/adv: LocalPrefNotSentToEBGP" in e for e in err), err
+
+
+def test_a_pool_only_bgp_announces_is_not_warned_about() -> None:
+    code, _, err = run(peer("router", ROUTER), doc("BGPAdvertisement", "adv", "{}"))
+    assert code == EXIT_OK and not [e for e in err if "not announced" in e], err
+    code, _, err = run(doc("BGPAdvertisement", "other",
+                           "{ipAddressPoolSelectors: [{matchLabels: {x: y}}]}"))
+    assert [e for e in err if "IPAddressPool/pool: no L2Advertisement or BGPAdvertisement"
+            in e], err
