@@ -410,6 +410,7 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
                           + ": each is validated on its own (the operator reads one)")
     summaries: dict[tuple[str, str], str] = {}
     unadvertised: dict[str, None] = {}
+    bgp_only: dict[str, None] = {}  # pools only BGPAdvertisements select
     for ns in namespaces or [""]:
         group = [d for d in selected if d.namespace in (ns, "")]
         pools = [d for d in group if d.kind == POOL_KIND]
@@ -436,8 +437,7 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
         report.err.extend(f"note: {n.kind}/{n.name}: {n.reason}: {n.message}"
                           for n in bgp.notes)
         summaries.update(_bgp_summaries(bgp))
-        for name in bgp.advertised_pools():
-            unadvertised.pop(name, None)
+        bgp_only.update((n, None) for n in sorted(bgp.advertised_pools()) if n in unadvertised)
 
     if problems:
         for kind, name, reason, message in dict.fromkeys(problems):
@@ -451,11 +451,15 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
     report.out.extend(summaries[k] for k in sorted(summaries, key=lambda k: (k[0] != POOL_KIND,
                                                                             k[1])))
     if any(d.kind in (L2ADV_KIND, BGPADV_KIND) for d in selected):
-        which = ("L2Advertisement or BGPAdvertisement"
-                 if any(d.kind == BGPADV_KIND for d in selected) else "L2Advertisement")
         report.err.extend(
-            f"warning: {POOL_KIND}/{name}: no {which} selects it: its addresses "
-            f"would be assigned but not announced" for name in unadvertised)
+            f"warning: {POOL_KIND}/{name}: no L2Advertisement selects it: its addresses "
+            f"would be assigned but not announced" for name in unadvertised
+            if name not in bgp_only)
+        # Valid, but the speaker does not speak BGP yet: say so rather than stay silent.
+        report.err.extend(
+            f"warning: {POOL_KIND}/{name}: only BGPAdvertisements select it, and metallb-py "
+            f"does not announce over BGP yet (issue 10): its addresses would be assigned but "
+            f"not announced" for name in bgp_only)
     return report
 
 
