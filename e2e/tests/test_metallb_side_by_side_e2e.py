@@ -4,16 +4,18 @@ MetalLB v0.15.2, built from the Go module proxy by e2e/tools/build-metallb, runs
 own manifests (config/manifests/metallb-native.yaml) with images of those binaries. Then
 the migration that docs/migration.md describes, step by step as written there: MetalLB's
 workloads go, its CRDs and objects stay, metallb-py is installed, and no Service's
-address changes.
+address changes. The same from MetalLB v0.12.1's ConfigMap (`metallbctl convert`), and
+back from metallb-py to MetalLB v0.15.2. The doc's marked `sh` blocks are what runs.
 
-One cluster for the module; tests run in file order (the migration starts from the
-MetalLB the first test installed, with its Services).
+One cluster for the module; tests run in file order, each starting from what the
+previous one left (MetalLB v0.15.2 -> metallb-py; v0.12.1 -> metallb-py -> v0.15.2).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,7 +108,8 @@ def run_step(c: Cluster, commands: list[list[str]], workdir: Path | None = None)
         if tool == "kubectl":
             stdout = c.kubectl(*args).stdout
         elif tool == "helm":
-            stdout = c.helm(*args, *c.chart_args()).stdout
+            image = c.chart_args() if args[0] in ("install", "upgrade") else []
+            stdout = c.helm(*args, *image).stdout
         elif tool == "metallbctl":
             stdout = subprocess.run([str(Path(sys.executable).parent / "metallbctl"), *args],
                                     capture_output=True, text=True, check=True).stdout
@@ -284,3 +287,31 @@ def test_migration_from_metallb_v012_configmap_changes_no_address(
     assert pool["spec"]["addresses"] == [POOL4]
     conds = {cond["type"]: cond["status"] for cond in pool["status"]["conditions"]}
     assert conds == {"Ready": "True", "Advertised": "True", "AssignmentsStable": "True"}, pool
+
+
+def test_back_to_metallb_keeps_every_address(
+        cluster: Cluster, lab: tuple[Cluster, metallb.MetalLB], tmp_path: Path) -> None:
+    c, m = cluster, lab[1]
+    before = addresses(c, SEED)  # what the previous test left, now metallb-py's
+    assert all(len(v) == 1 for v in before.values()), before
+    ports = {"seed-shared-b": 8080}
+    shutil.copy(m.build.manifests / "metallb-native.yaml", tmp_path)
+    probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
+    try:
+        run_step(c, doc_steps()["back-to-metallb"], tmp_path)
+        metallb.wait_ready(c)
+        for name, (vip,) in before.items():
+            curl(c, vip, ports.get(name, 80))
+        time.sleep(1.0)
+    finally:
+        probe.send_signal(signal.SIGTERM)
+    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+    print(f"back to MetalLB {m.version}: client saw {seen.failed}/{seen.requests} failed, "
+          f"longest gap {seen.outage_s:.2f}s")
+    assert not c.pods(NS, "app.kubernetes.io/name=metallb-py")
+    assert addresses(c, SEED) == before
+    # MetalLB's speakers answer now (metallb-py's are gone).
+    ip("neigh", "flush", "all", ns=c.client_ns)
+    for name, (vip,) in before.items():
+        curl(c, vip, ports.get(name, 80))
+        assert c.node_by_mac(c.neighbour_mac(vip) or "") is not None, name
