@@ -56,6 +56,15 @@ ASN_MAX = 2**32 - 1
 DEFAULT_PORT = 179
 HOLD_MIN_S = 3  # a hold time is 0 (no keepalives) or at least 3 s (RFC 4271)
 CONNECT_MAX_S = 65535
+PASSWORD_MAX = 80  # TCP_MD5SIG_MAXKEYLEN
+# An interface or VRF name, written into frr.conf as one word ("" = none)
+NAME_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.@:+-]{0,14})?$"
+
+
+def usable_password(password: str) -> bool:
+    """A password frr.conf can carry as one word (a Secret's value is not checked by
+    any schema: blanks would cut it, a newline would add a configuration line)."""
+    return 0 < len(password) <= PASSWORD_MAX and not any(c.isspace() for c in password)
 
 
 class BGPProblemReason(StrEnum):
@@ -203,7 +212,7 @@ class BGPPeerSpec(_Model):
     local_asn: int = Field(default=0, alias="localASN", ge=0, le=ASN_MAX)
     dynamic_asn: Literal["", "internal", "external"] = Field(default="", alias="dynamicASN")
     peer_address: str = Field(default="", alias="peerAddress")
-    interface: str = ""
+    interface: str = Field(default="", pattern=NAME_PATTERN)
     source_address: str = Field(default="", alias="sourceAddress")
     peer_port: int = Field(default=DEFAULT_PORT, alias="peerPort", ge=0, le=16384)
     hold_time: str | None = Field(default=None, alias="holdTime")
@@ -211,12 +220,12 @@ class BGPPeerSpec(_Model):
     connect_time: str | None = Field(default=None, alias="connectTime")
     router_id: str = Field(default="", alias="routerID")
     node_selectors: list[SelectorModel] = Field(default_factory=list, alias="nodeSelectors")
-    password: str = ""
+    password: str = Field(default="", max_length=PASSWORD_MAX, pattern=r"^\S*$")
     password_secret: SecretRef = Field(default_factory=SecretRef, alias="passwordSecret")
     bfd_profile: str = Field(default="", alias="bfdProfile")
     enable_graceful_restart: bool = Field(default=False, alias="enableGracefulRestart")
     ebgp_multi_hop: bool = Field(default=False, alias="ebgpMultiHop")
-    vrf: str = ""
+    vrf: str = Field(default="", pattern=NAME_PATTERN)
     disable_mp: bool = Field(default=False, alias="disableMP")
     dual_stack_address_family: bool = Field(default=False, alias="dualStackAddressFamily")
 

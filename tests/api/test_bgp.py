@@ -92,6 +92,11 @@ def reasons(cfg: BGPConfig) -> dict[tuple[str, str], BGPProblemReason]:
     ({"connectTime": "0s"}, "connectTime: must be between 1s and 65535s"),
     ({"dynamicASN": "both", "peerASN": None}, "spec.dynamicASN"),
     ({"nodeSelectors": [ZONE_A, ZONE_A]}, "spec.nodeSelectors[1]: duplicate of [0]"),
+    ({"password": "two words"}, "spec.password"),
+    ({"password": "x\nrouter bgp 1"}, "spec.password"),
+    ({"password": "x" * 81}, "spec.password"),
+    ({"vrf": "red vrf"}, "spec.vrf"),
+    ({"peerAddress": None, "interface": "eth0\n"}, "spec.interface"),
 ])
 def test_invalid_peer(spec: dict[str, Any], message: str) -> None:
     cfg = build([peer("p", **spec)])

@@ -24,7 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from metallb_api.addresses import Family
-from metallb_api.bgp import Advertised, BFDProfileConfig, BGPConfig, PeerConfig, Prefix, merge
+from metallb_api.bgp import (
+    Advertised,
+    BFDProfileConfig,
+    BGPConfig,
+    PeerConfig,
+    Prefix,
+    merge,
+    usable_password,
+)
 
 NS_PER_S = 1_000_000_000
 
@@ -81,11 +89,11 @@ def render(config: BGPConfig, node_name: str, node_labels: Mapping[str, str],
     a family the session does not carry are ignored).
 
     `passwords` holds the passwords read from the peers' passwordSecrets (by peer name):
-    a peer whose Secret could not be read gets no session rather than one without
-    its password."""
+    a peer whose Secret could not be read, or holds a password frr.conf cannot carry
+    (blanks, over 80 characters), gets no session rather than one without it."""
     passwords = passwords or {}
     peers = [p for p in config.peers_for_node(node_labels)
-             if not p.password_secret or p.name in passwords]
+             if not p.password_secret or usable_password(passwords.get(p.name, ""))]
     by_peer: dict[str, dict[Family, dict[Prefix, Advertised]]] = {}
     for (peer_name, prefix), adv in merge(advertised).items():
         by_peer.setdefault(peer_name, {}).setdefault(prefix.family, {})[prefix] = adv

@@ -73,8 +73,9 @@ CASES: dict[str, Case] = {
     "md5_password": Case(
         [peer("inline", password="s3cret"),
          peer("secret", peerAddress="198.18.0.2", passwordSecret={"name": "bgp-auth"}),
-         peer("unreadable", peerAddress="198.18.0.3", passwordSecret={"name": "missing"})],
-        passwords={"secret": "fromSecret"}),
+         peer("unreadable", peerAddress="198.18.0.3", passwordSecret={"name": "missing"}),
+         peer("injecting", peerAddress="198.18.0.4", passwordSecret={"name": "bad"})],
+        passwords={"secret": "fromSecret", "injecting": "x\nrouter bgp 1"}),
     "bfd": Case(
         [peer("fast", bfdProfile="fast"),
          peer("default", peerAddress="198.18.0.2", bfdProfile="metallb-default"),
@@ -185,7 +186,8 @@ def test_deterministic_whatever_the_input_order(name: str) -> None:
      ["198.18.0.2-localpref"]),  # the eBGP neighbor gets no LOCAL_PREF
     ("md5_password", ["neighbor 198.18.0.1 password s3cret",
                       "neighbor 198.18.0.2 password fromSecret"],
-     ["198.18.0.3"]),  # a Secret that could not be read: no session without it
+     # a Secret that could not be read, or whose password would break frr.conf: no session
+     ["198.18.0.3", "198.18.0.4", "router bgp 1"]),
     ("bfd", ["neighbor 198.18.0.1 bfd profile fast", " profile metallb-default\n exit"],
      ["unused", "neighbor 198.18.0.3 bfd"]),
     ("node_not_selected", ["neighbor 198.18.0.1 remote-as"], ["198.18.0.2", "9:9"]),
