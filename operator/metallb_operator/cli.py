@@ -152,7 +152,7 @@ def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "list", str: "string", int: "number", float: "number",
+    return {list: "list", dict: "mapping", str: "string", int: "number", float: "number",
             bool: "boolean"}.get(type(value), type(value).__name__)
 
 
@@ -500,7 +500,22 @@ def _adv_summary(config: Config, name: str) -> str:
 
 V012_POOL_KEYS = frozenset({"name", "protocol", "addresses", "auto-assign", "avoid-buggy-ips",
                             "bgp-advertisements"})
-V012_BGP_KEYS = ("peers", "bgp-communities")
+V012_BGP_KEYS = ("peers", "bgp-communities", "bfd-profiles")
+# v0.12 peer / bfd-profile / bgp-advertisement keys -> CRD field names (MetalLB's
+# configmaptocrs does the same mapping)
+V012_PEER_KEYS = {"my-asn": "myASN", "peer-asn": "peerASN", "peer-address": "peerAddress",
+                  "source-address": "sourceAddress", "peer-port": "peerPort",
+                  "hold-time": "holdTime", "keepalive-time": "keepaliveTime",
+                  "router-id": "routerID", "password": "password", "bfd-profile": "bfdProfile",
+                  "ebgp-multihop": "ebgpMultiHop", "node-selectors": "nodeSelectors"}
+V012_BFD_KEYS = {"receive-interval": "receiveInterval", "transmit-interval": "transmitInterval",
+                 "detect-multiplier": "detectMultiplier", "echo-interval": "echoInterval",
+                 "echo-mode": "echoMode", "passive-mode": "passiveMode",
+                 "minimum-ttl": "minimumTtl"}
+V012_BGPADV_KEYS = {"aggregation-length": "aggregationLength",
+                    "aggregation-length-v6": "aggregationLengthV6", "localpref": "localPref",
+                    "communities": "communities"}
+V012_HOLD_TIME = "90s"  # v0.12's default, which its converter writes out (FRR's is 180 s)
 
 
 @dataclass
@@ -547,8 +562,11 @@ def _find_config(docs: Sequence[Document]) -> tuple[str, str, Any]:
 
 def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPACE
                       ) -> Conversion:
-    """MetalLB v0.12 ConfigMap -> IPAddressPools (same names, camelCased fields) and one
-    L2Advertisement per layer2 pool. BGP pools are converted but not advertised (warning).
+    """MetalLB v0.12 ConfigMap -> IPAddressPools (same names, camelCased fields), one
+    L2Advertisement per layer2 pool, and for BGP (as MetalLB's configmaptocrs): BGPPeers
+    peer1..N, BFDProfiles, one Community `communities`, BGPAdvertisements
+    bgpadvertisement1..N (one per bgp-advertisements entry, or one per bgp pool without
+    any). BGP pools are not announced yet (issue 10): a warning names each.
     The result is run through `validate_documents`; anything it refuses is an error."""
     what, where, config = _find_config(docs)
     conv = Conversion(source=what)
@@ -557,11 +575,9 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
                            f"{_type_name(config)}")
         return conv
     for key in config:
-        if key in V012_BGP_KEYS:
-            conv.warnings.append(f"{where}: {key}: BGP is not supported by metallb-py; "
-                                 f"not converted")
-        elif key != "address-pools":
+        if key not in V012_BGP_KEYS and key != "address-pools":
             conv.warnings.append(f"{where}: unknown field {key!r} ignored")
+    bgp_objects = _convert_bgp(config, namespace, conv)
     entries = config.get("address-pools")
     if not isinstance(entries, list) or not entries:
         conv.errors.append(f"{where}: address-pools: expected a non-empty list of pools")
@@ -569,6 +585,7 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
 
     pools: list[dict[str, Any]] = []
     advs: list[dict[str, Any]] = []
+    bgp_advs: list[dict[str, Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(entries):
         at = f"address-pools[{i}]"
@@ -598,14 +615,19 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
         if entry["protocol"] == "layer2":
             advs.append(_l2adv_manifest(name, namespace))
         else:
+            for j, raw in enumerate(entry.get("bgp-advertisements") or [{}]):
+                bgp_adv = _bgpadv_manifest(raw, name, len(bgp_advs) + 1, namespace,
+                                           f"{at}: bgp-advertisements[{j}]", conv)
+                if bgp_adv is not None:
+                    bgp_advs.append(bgp_adv)
             conv.warnings.append(
-                f"{POOL_KIND}/{name}: protocol bgp is not supported by metallb-py: the pool "
-                f"is converted but no L2Advertisement is created, so its addresses are "
+                f"{POOL_KIND}/{name}: protocol bgp is converted to BGPAdvertisements, but "
+                f"metallb-py does not announce over BGP yet (issue 10): its addresses are "
                 f"assigned but not announced (add an L2Advertisement to announce them over "
                 f"layer 2)")
     if conv.errors:
         return conv
-    conv.manifests = pools + advs
+    conv.manifests = pools + advs + bgp_objects + bgp_advs
     check = validate_documents([Document("<converted>", i, m)
                                 for i, m in enumerate(conv.manifests, start=1)],
                                namespace=namespace)
@@ -645,10 +667,83 @@ def _check_pool(entry: Mapping[str, Any], at: str, warnings: list[str]) -> list[
     for key in entry:
         if key not in V012_POOL_KEYS:
             warnings.append(f"{at}: unknown field {key!r} ignored")
-    if "bgp-advertisements" in entry:
-        warnings.append(f"{at}: bgp-advertisements: BGP is not supported by metallb-py; "
-                        f"not converted")
+    if "bgp-advertisements" in entry and protocol != "bgp":
+        warnings.append(f"{at}: bgp-advertisements: ignored (protocol {protocol}), as by "
+                        f"MetalLB")
     return errors
+
+
+def _manifest(kind: str, name: str, namespace: str, spec: dict[str, Any],
+              api_version: str = API_VERSION) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _renamed(raw: Any, keys: Mapping[str, str], at: str, conv: Conversion) -> dict[str, Any]:
+    """A v0.12 entry's fields under their CRD names; unknown ones warned about. The values
+    are checked by `validate_documents` afterwards (same rules as the API server)."""
+    if not isinstance(raw, Mapping):
+        conv.errors.append(f"{at}: expected a mapping, got a {_type_name(raw)}")
+        return {}
+    out = {}
+    for key, value in raw.items():
+        if key in keys:
+            out[keys[key]] = value
+        elif key != "name":
+            conv.warnings.append(f"{at}: unknown field {key!r} ignored")
+    return out
+
+
+def _convert_bgp(config: Mapping[str, Any], namespace: str,
+                 conv: Conversion) -> list[dict[str, Any]]:
+    """v0.12 `peers` -> BGPPeer peer1..N, `bfd-profiles` -> BFDProfiles (same names),
+    `bgp-communities` -> one Community `communities`: as MetalLB's configmaptocrs."""
+    out: list[dict[str, Any]] = []
+    peers = config.get("peers") or []
+    if not isinstance(peers, list):
+        conv.errors.append(f"peers: expected a list, got a {_type_name(peers)}")
+        peers = []
+    for i, raw in enumerate(peers):
+        spec = _renamed(raw, V012_PEER_KEYS, f"peers[{i}]", conv)
+        if not spec:
+            continue
+        spec.setdefault("holdTime", V012_HOLD_TIME)
+        for key in ("holdTime", "keepaliveTime"):
+            spec[key] = str(spec[key]) if key in spec else None
+        spec = {k: v for k, v in spec.items() if v is not None}
+        if "nodeSelectors" in spec:
+            spec["nodeSelectors"] = [
+                _renamed(s, {"match-labels": "matchLabels",
+                             "match-expressions": "matchExpressions"},
+                         f"peers[{i}].node-selectors[{j}]", conv)
+                for j, s in enumerate(spec["nodeSelectors"] or [])]
+        out.append(_manifest(PEER, f"peer{i + 1}", namespace, spec, f"{GROUP}/v1beta2"))
+    profiles = config.get("bfd-profiles") or []
+    for i, raw in enumerate(profiles if isinstance(profiles, list) else []):
+        name = raw.get("name") if isinstance(raw, Mapping) else None
+        if not isinstance(name, str) or not valid_object_name(name):
+            conv.errors.append(f"bfd-profiles[{i}]: name: {name!r} is not a valid Kubernetes "
+                               f"object name")
+            continue
+        out.append(_manifest(BFD_PROFILE, name, namespace,
+                             _renamed(raw, V012_BFD_KEYS, f"bfd-profiles[{i}]", conv)))
+    communities = config.get("bgp-communities") or {}
+    if not isinstance(communities, Mapping):
+        conv.errors.append(f"bgp-communities: expected a mapping of name to value, got a "
+                           f"{_type_name(communities)}")
+    elif communities:
+        out.append(_manifest(COMMUNITY, "communities", namespace, {"communities": [
+            {"name": str(k), "value": str(v)} for k, v in sorted(communities.items())]}))
+    return out
+
+
+def _bgpadv_manifest(raw: Any, pool: str, index: int, namespace: str, at: str,
+                     conv: Conversion) -> dict[str, Any] | None:
+    spec = _renamed(raw, V012_BGPADV_KEYS, at, conv) if raw else {}
+    if raw and not spec and conv.errors:
+        return None
+    return _manifest(BGPADV_KIND, f"bgpadvertisement{index}", namespace,
+                     spec | {"ipAddressPools": [pool]})
 
 
 def _pool_manifest(entry: Mapping[str, Any], namespace: str) -> dict[str, Any]:
@@ -691,9 +786,12 @@ def convert_report(docs: Sequence[Document], namespace: str) -> Report:
         return report
     header = f"Converted by metallbctl from MetalLB v0.12 {conv.source}."
     report.out.append(dump_manifests(conv.manifests, header).rstrip("\n"))
-    pools = sum(1 for m in conv.manifests if m["kind"] == POOL_KIND)
-    report.err.append(f"converted {pools} {POOL_KIND}(s) and {len(conv.manifests) - pools} "
-                      f"{L2ADV_KIND}(s) into namespace {namespace}")
+    counts: dict[str, int] = {POOL_KIND: 0, L2ADV_KIND: 0}
+    for m in conv.manifests:
+        counts[m["kind"]] = counts.get(m["kind"], 0) + 1
+    what = " and ".join(f"{n} {kind}(s)" for kind, n in counts.items()) if len(counts) == 2 \
+        else ", ".join(f"{n} {kind}(s)" for kind, n in counts.items() if n)
+    report.err.append(f"converted {what} into namespace {namespace}")
     return report
 
 

@@ -173,12 +173,17 @@ CASES = [
           bgp-advertisements:
           - aggregation-length: 32
         """,
-        [pool("l2", ["10.0.1.0/28"]), pool("bgp-pool", ["10.0.2.0/28"]), adv("l2")],
-        ["peers: BGP is not supported by metallb-py; not converted",
-         "address-pools[1] (bgp-pool): bgp-advertisements: BGP is not supported",
-         "IPAddressPool/bgp-pool: protocol bgp is not supported by metallb-py: the pool is "
-         "converted but no L2Advertisement is created"],
-        id="bgp-pool-converted-not-advertised"),
+        [pool("l2", ["10.0.1.0/28"]), pool("bgp-pool", ["10.0.2.0/28"]), adv("l2"),
+         {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+          "metadata": {"name": "peer1", "namespace": "metallb-system"},
+          "spec": {"peerAddress": "10.0.0.1", "peerASN": 64501, "myASN": 64500,
+                   "holdTime": "90s"}},
+         {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+          "metadata": {"name": "bgpadvertisement1", "namespace": "metallb-system"},
+          "spec": {"aggregationLength": 32, "ipAddressPools": ["bgp-pool"]}}],
+        ["IPAddressPool/bgp-pool: protocol bgp is converted to BGPAdvertisements, but "
+         "metallb-py does not announce over BGP yet (issue 10)"],
+        id="bgp-converted-not-announced-yet"),
     pytest.param(
         """\
         address-pools:
