@@ -1,13 +1,14 @@
 """metallbctl: the user CLI of metallb-py.
 
-    metallbctl validate -f FILE|DIR|- [...]     check IPAddressPools + L2Advertisements offline
-    metallbctl convert -f CONFIGMAP.yaml        MetalLB v0.12 ConfigMap -> metallb.io/v1beta1 CRs
+    metallbctl validate -f FILE|DIR|- [...]     check pools, advertisements, BGP objects offline
+    metallbctl convert -f CONFIGMAP.yaml        MetalLB v0.12 ConfigMap -> metallb.io CRs
     metallbctl status [-n NS]                   pools, LoadBalancer Services, who announces them
 
 Pure logic first (`load_documents`, `validate_documents`, `unknown_fields`,
 `convert_configmap`, `render_status`), thin I/O around it (`main`, `fetch_status` over
 the components' own client and kubeconfig loader). Validation is the same
-`metallb_api.config.build_config` the operator and the speaker run, so what `validate`
+`metallb_api.config.build_config` (and `metallb_api.bgp.build_bgp_config` for the BGP
+kinds) the operator and the speaker run, so what `validate`
 accepts is exactly what becomes Ready in the cluster; unknown fields are refused from the
 CRD schemas as the apiserver's strict field validation (kubectl's default) refuses them.
 
@@ -963,9 +964,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
-        "validate", help="check IPAddressPool/L2Advertisement manifests offline",
-        description="Check IPAddressPool and L2Advertisement manifests with the same rules "
-                    "as the operator. Exit 1 on problems, 2 on unreadable input.")
+        "validate", help="check IPAddressPool/L2Advertisement/BGP manifests offline",
+        description="Check IPAddressPool, L2Advertisement, BGPPeer, BGPAdvertisement, "
+                    "BFDProfile and Community manifests with the same rules as the operator. "
+                    "Exit 1 on problems, 2 on unreadable input.")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
                    help="YAML/JSON file with one or more documents, a directory (its *.yaml, "
                         "*.yml and *.json files), or '-' for stdin (repeatable)")
@@ -977,8 +979,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"${CRD_DIR_ENV}, else the source tree's crds/)")
 
     p = sub.add_parser(
-        "convert", help="convert a MetalLB v0.12 ConfigMap into metallb.io/v1beta1 objects",
-        description="Print IPAddressPools and L2Advertisements for a MetalLB v0.12 "
+        "convert", help="convert a MetalLB v0.12 ConfigMap into metallb.io objects",
+        description="Print IPAddressPools and L2Advertisements (and BGPPeers, BFDProfiles, "
+                    "Communities, BGPAdvertisements for its BGP sections) for a MetalLB v0.12 "
                     "ConfigMap, ready for `kubectl apply -f -`.")
     p.add_argument("-f", "--filename", required=True, metavar="FILE",
                    help="the ConfigMap (YAML, may hold other documents); '-' reads stdin")
