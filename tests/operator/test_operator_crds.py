@@ -333,6 +333,12 @@ def test_bgppeer_v1beta1_is_served_and_read_as_v1beta2(control_plane: ControlPla
         "BGPPeer", {"myASN": 1, "peerAddress": "198.18.0.1"},
         namespace, name="legacy", version="metallb.io/v1beta1"))
     assert "spec.peerASN: Required value" in err, err
+    # read as v1beta1, a v1beta2 peer shows v1beta1's fields only (as MetalLB's conversion)
+    assert _apply(control_plane, namespace, _bgp(
+        "BGPPeer", {"myASN": 1, "dynamicASN": "external", "peerAddress": "198.18.0.1",
+                    "vrf": "red"}, namespace, name="new")) == ""
+    old = Json(control_plane).get(f"/apis/metallb.io/v1beta1/namespaces/{namespace}/bgppeers/new")
+    assert old["spec"] == {"myASN": 1, "peerAddress": "198.18.0.1", "peerPort": 179}
 
 
 def test_bgppeer_graceful_restart_is_immutable(control_plane: ControlPlane,
