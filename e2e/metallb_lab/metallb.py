@@ -10,14 +10,17 @@ manifests use. For side-by-side runs and for migrations to and from metallb-py.
   metallb.yaml without its PodSecurityPolicies (Kubernetes removed the API in 1.25), plus
   the `memberlist` Secret its install guide creates by hand.
 
-`remove_workloads()` is the first step of a migration: MetalLB's controller, speakers and
-webhook go; its CRDs, pools, advertisements and the Services' addresses stay.
+Migrations run the commands of docs/migration.md itself (`doc_steps()`, `run_step()`).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
+import shlex
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,17 +30,13 @@ from typing import Any
 import yaml
 
 from metallb_lab.cluster import Cluster, pod_ready
-from metallb_lab.controlplane import find_assets
+from metallb_lab.controlplane import REPO_ROOT, find_assets
 from metallb_lab.images import Image, MetalLBBuild, metallb_images
 from metallb_lab.kube import wait_for
 
 NAMESPACE = "metallb-system"
 SPEAKERS = "app=metallb,component=speaker"
 CONTROLLERS = "app=metallb,component=controller"
-# What its manifests name (the same in v0.12.1 and v0.15.2).
-CONTROLLER_DEPLOYMENT = "controller"
-SPEAKER_DAEMONSET = "speaker"
-WEBHOOK_CONFIGURATION = "metallb-webhook-configuration"
 # Kinds this cluster (Kubernetes 1.36) no longer serves.
 UNSERVED_KINDS = frozenset({"PodSecurityPolicy"})
 
@@ -148,26 +147,46 @@ def configure_v012(c: Cluster, pools: dict[str, Iterable[str]]) -> None:
         "data": {"config": yaml.safe_dump(config)}}))
 
 
-# The first step of a migration, as docs/migration.md tells it (the migration test runs
-# the doc's own commands; benches use these). The CRDs and every
-# metallb.io object stay; so do the Services' addresses (nothing clears a Service's
-# status.loadBalancer when the controller that wrote it goes away).
-REMOVE_WORKLOADS = (
-    ("delete", "-n", NAMESPACE, f"deployment/{CONTROLLER_DEPLOYMENT}",
-     f"daemonset/{SPEAKER_DAEMONSET}", "--ignore-not-found", "--cascade=foreground"),
-    # Its failurePolicy is Fail: with the controller gone, every write to a pool or an
-    # advertisement would be refused.
-    ("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
-     "--ignore-not-found"),
-)
+# docs/migration.md is the one source of the migration's commands: the tests and
+# bench.versus run its marked `sh` blocks (`<!-- migration-test: NAME -->`).
+MIGRATION_DOC = REPO_ROOT / "docs" / "migration.md"
+_STEP = re.compile(r"<!-- migration-test: (\S+) -->\s*```sh\n(.*?)```", re.DOTALL)
 
 
-def remove_workloads(c: Cluster, timeout: float = 60.0) -> None:
-    """Delete MetalLB's controller, speakers and webhook; wait until their Pods are gone."""
-    for args in REMOVE_WORKLOADS:
-        c.kubectl(*args)
-    wait_for(lambda: not c.pods(NAMESPACE, "app=metallb"), timeout=timeout, interval=0.5,
-             what="MetalLB's Pods gone")
+def doc_steps() -> dict[str, list[list[str]]]:
+    """The commands of each marked `sh` block of docs/migration.md, in order."""
+    steps = {}
+    for name, block in _STEP.findall(MIGRATION_DOC.read_text()):
+        lines = block.replace("\\\n", " ").splitlines()
+        steps[name] = [shlex.split(line) for line in lines
+                       if line.strip() and not line.lstrip().startswith("#")]
+    return steps
+
+
+def run_step(c: Cluster, commands: list[list[str]], workdir: Path | None = None) -> None:
+    """Run the doc's commands against the lab: paths are the repository's, other files
+    are in `workdir` (`> file` writes one there); `helm install`/`upgrade` also get the
+    image built from this tree (the doc's user gets the published one)."""
+    for command in commands:
+        tool, words, out = command[0], command[1:], None
+        if len(words) >= 2 and words[-2] == ">":
+            assert workdir is not None
+            out, words = workdir / words[-1], words[:-2]
+        args = [str(REPO_ROOT / a) if a.startswith(("crds/", "charts/")) else
+                str(workdir / a) if workdir is not None and (workdir / a).exists() else a
+                for a in words]
+        if tool == "kubectl":
+            stdout = c.kubectl(*args).stdout
+        elif tool == "helm":
+            image = c.chart_args() if args[0] in ("install", "upgrade") else []
+            stdout = c.helm(*args, *image).stdout
+        elif tool == "metallbctl":
+            stdout = subprocess.run([str(Path(sys.executable).parent / "metallbctl"), *args],
+                                    capture_output=True, text=True, check=True).stdout
+        else:
+            raise ValueError(f"docs/migration.md runs {tool}: not a lab command")
+        if out is not None:
+            out.write_text(stdout)
 
 
 def uninstall(c: Cluster, m: MetalLB) -> None:

@@ -13,12 +13,8 @@ previous one left (MetalLB v0.15.2 -> metallb-py; v0.12.1 -> metallb-py -> v0.15
 
 from __future__ import annotations
 
-import re
-import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +24,6 @@ import pytest
 
 from metallb_lab import metallb
 from metallb_lab.cluster import Cluster, pod_ready
-from metallb_lab.controlplane import REPO_ROOT
 from metallb_lab.kube import lb_ingress, wait_for
 from metallb_lab.netns import ip
 from metallb_lab.prober import Outcome
@@ -77,46 +72,6 @@ def service(c: Cluster, name: str, *, port: int = 80, annotations: dict[str, str
         "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
                  "ports": [{"port": port, "targetPort": 80}], **spec}})
     return body
-
-
-MIGRATION_DOC = REPO_ROOT / "docs" / "migration.md"
-STEP = re.compile(r"<!-- migration-test: (\S+) -->\s*```sh\n(.*?)```", re.DOTALL)
-
-
-def doc_steps() -> dict[str, list[list[str]]]:
-    """The commands of each marked `sh` block of docs/migration.md, in order."""
-    steps = {}
-    for name, block in STEP.findall(MIGRATION_DOC.read_text()):
-        lines = block.replace("\\\n", " ").splitlines()
-        steps[name] = [shlex.split(line) for line in lines
-                       if line.strip() and not line.lstrip().startswith("#")]
-    return steps
-
-
-def run_step(c: Cluster, commands: list[list[str]], workdir: Path | None = None) -> None:
-    """Run the doc's commands against the lab: paths are the repository's, other files
-    are in `workdir` (`> file` writes one there); helm also gets the image built from
-    this tree (the doc's user gets the published one)."""
-    for command in commands:
-        tool, words, out = command[0], command[1:], None
-        if len(words) >= 2 and words[-2] == ">":
-            assert workdir is not None
-            out, words = workdir / words[-1], words[:-2]
-        args = [str(REPO_ROOT / a) if a.startswith(("crds/", "charts/")) else
-                str(workdir / a) if workdir is not None and (workdir / a).exists() else a
-                for a in words]
-        if tool == "kubectl":
-            stdout = c.kubectl(*args).stdout
-        elif tool == "helm":
-            image = c.chart_args() if args[0] in ("install", "upgrade") else []
-            stdout = c.helm(*args, *image).stdout
-        elif tool == "metallbctl":
-            stdout = subprocess.run([str(Path(sys.executable).parent / "metallbctl"), *args],
-                                    capture_output=True, text=True, check=True).stdout
-        else:
-            raise AssertionError(f"docs/migration.md runs {tool}: not a lab command")
-        if out is not None:
-            out.write_text(stdout)
 
 
 def addresses(c: Cluster, names: list[str]) -> dict[str, list[str]]:
@@ -180,19 +135,19 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
         for vip in vips:
             curl(c, vip, ports.get(name, 80))
 
-    steps = doc_steps()
+    steps = metallb.doc_steps()
     assert list(steps)[:5] == ["remove-metallb", "crds", "install", "check", "tidy"], steps
     probe = c.prober(before["nginx"][0], duration=600.0, timeout=0.2)
     t0 = time.monotonic()
     try:
-        run_step(c, steps["remove-metallb"])  # MetalLB's workloads go; objects stay
+        metallb.run_step(c, steps["remove-metallb"])  # MetalLB's workloads go; objects stay
         assert not c.pods(NS, "app=metallb")
         t_removed = time.monotonic() - t0
-        run_step(c, steps["crds"])
-        run_step(c, steps["install"])
+        metallb.run_step(c, steps["crds"])
+        metallb.run_step(c, steps["install"])
         c.wait_speakers_ready()
         t_installed = time.monotonic() - t0
-        run_step(c, steps["check"])
+        metallb.run_step(c, steps["check"])
         for name, vips in before.items():
             for vip in vips:
                 curl(c, vip, ports.get(name, 80))
@@ -223,7 +178,7 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
             assert c.node_by_mac(c.neighbour_mac(vip) or "") in c.announcers(APPS, name)
 
     # Step 4 removes what MetalLB left, and nothing metallb-py needs.
-    run_step(c, steps["tidy"])
+    metallb.run_step(c, steps["tidy"])
     assert not [o for o in c.api.get("/apis/rbac.authorization.k8s.io/v1/clusterroles")[
         "items"] if o["metadata"]["name"].startswith("metallb-system:")]
     c.wait_speakers_ready()
@@ -261,14 +216,14 @@ def test_migration_from_metallb_v012_configmap_changes_no_address(
     for name, (vip,) in before.items():
         curl(c, vip, ports.get(name, 80))
 
-    steps = doc_steps()
+    steps = metallb.doc_steps()
     probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
     try:
-        run_step(c, steps["v012-remove-metallb"])
+        metallb.run_step(c, steps["v012-remove-metallb"])
         assert not c.pods(NS, "app=metallb")
-        run_step(c, steps["v012-crds"])
-        run_step(c, steps["v012-convert"], tmp_path)
-        run_step(c, steps["install"])
+        metallb.run_step(c, steps["v012-crds"])
+        metallb.run_step(c, steps["v012-convert"], tmp_path)
+        metallb.run_step(c, steps["install"])
         c.wait_speakers_ready()
         for name, (vip,) in before.items():
             curl(c, vip, ports.get(name, 80))
@@ -298,7 +253,7 @@ def test_back_to_metallb_keeps_every_address(
     shutil.copy(m.build.manifests / "metallb-native.yaml", tmp_path)
     probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
     try:
-        run_step(c, doc_steps()["back-to-metallb"], tmp_path)
+        metallb.run_step(c, metallb.doc_steps()["back-to-metallb"], tmp_path)
         metallb.wait_ready(c)
         for name, (vip,) in before.items():
             curl(c, vip, ports.get(name, 80))
