@@ -106,11 +106,14 @@ def trial(c: Cluster, vip: str, kind: str, ready: Callable[[], object]) -> dict[
     moved = watch.moved_after(t_fault, away_from=mac_of(c, owner))
     watch.close()
     new_owner = c.node_by_mac(c.neighbour_mac(vip) or "")
+    # Who says it announces (ServiceL2Status, written by both systems' speakers).
+    announcers = [n.name for n in c.announcers(APPS, "web")]
     fail(c, owner, kind, False)
     time.sleep(RECOVER_SECONDS)
     return {"from": owner.name, "to": new_owner.name if new_owner else None,
             "outage_s": seen.outage_s, "failed_requests": seen.failed,
             "requests": seen.requests, "recovered": seen.after_outage is not None,
+            "announcers": announcers,
             "arp_moved_s": round(moved, 4) if moved is not None else None}
 
 
@@ -124,7 +127,7 @@ def run_trials(c: Cluster, system: str, kind: str, vip: str, n: int,
         print(f"{system:10s} {kind:9s} #{i + 1:2d}: outage {row['outage_s'] * 1000:6.0f} ms, "
               f"{row['failed_requests']:4d} failed, client's ARP entry moved after "
               f"{moved * 1000 if moved is not None else float('nan'):5.0f} ms, "
-              f"{row['from']} -> {row['to']}", flush=True)
+              f"{row['from']} -> {row['to']} (status: {row['announcers']})", flush=True)
     moved_rows = [r for r in rows if r["to"] != r["from"] and r["recovered"]]
     return {"trials": rows, "outage_ms": summary([r["outage_s"] * 1000 for r in moved_rows]),
             "arp_moved_ms": summary([r["arp_moved_s"] * 1000 for r in rows
