@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import hashlib
 import logging
 import time
@@ -386,7 +387,16 @@ class SpeakerController:
         """Re-run the election; timed (`metallb_speaker_recompute_seconds`), and logged
         (`recomputed`) after a membership change or when slow."""
         started, cpu = time.perf_counter(), time.thread_time()
-        self._recompute_now()
+        # No collector pass inside: after a failure thousands of Decisions are made and
+        # a full pass over what was built since start-up (statuses, their index) costs
+        # tens of ms; it runs right after, once the addresses are announced.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._recompute_now()
+        finally:
+            if collecting:
+                gc.enable()
         took = time.perf_counter() - started
         self.metrics.recompute.labels(trigger).observe(took)
         self.metrics.recompute_cpu.labels(trigger).observe(time.thread_time() - cpu)
@@ -410,6 +420,7 @@ class SpeakerController:
         inp = Inputs(self.nodes, self.view.alive, self.view.ready, self.config,
                      self.s.honor_exclude_label)
         old_decisions: Mapping[str, Decision]
+        incremental = False
         membership, self._membership = self._membership, False
         if self._full or self._reassert or (membership and not self.election.grouped(inp)):
             self._full = False
@@ -428,15 +439,13 @@ class SpeakerController:
             decisions.update(self.election.decide_all(
                 me, {k: self.services[k] for k in dirty if k in self.services}, inp,
                 self.decisions))
-            old_decisions = {k: self.decisions[k] for k in decisions.keys() | dirty
-                             if k in self.decisions}
+            # Read as the previous round's until the hand-off below is done, then updated
+            # (no copy of thousands of entries on the failover path).
+            old_decisions, incremental = self.decisions, True
             gone = [k for k in dirty if k in old_decisions and k not in self.services]
             for key in gone:
                 self.election.forget(key)
                 decisions.pop(key, None)
-            self.decisions.update(decisions)
-            for key in gone:
-                del self.decisions[key]
         takeovers: dict[tuple[str | None, StaticKey], Takeover] = {}
         known = known_pools(self.config)
         modes: Counter[Takeover] = Counter()
@@ -494,6 +503,10 @@ class SpeakerController:
             old = old_decisions[key]
             owned_changed |= self._release(key, old)
             changes.append((key, old, None, None))
+        if incremental:  # the previous round's decisions are read no more: update them
+            self.decisions.update(decisions)
+            for key in gone:
+                del self.decisions[key]
         if self._rebuild_owned:  # back from not being joined: what is ours, again
             self._rebuild_owned = False
             self._owned, self._holders = {}, {}
@@ -522,6 +535,14 @@ class SpeakerController:
             for key, d in decisions.items():
                 if d.reason is Reason.OWNER:
                     self._status_q.put_nowait((key, True))
+        if changes or modes:
+            # The addresses are on the wire (or off it) now; the paperwork (Events,
+            # ServiceL2Status writes, metrics, logs) runs next, out of the failover's path.
+            self._loop.call_soon(self._paperwork, changes, modes)
+
+    def _paperwork(self, changes: list[tuple[str, Decision | None, Decision | None,
+                                             Takeover | None]],
+                   modes: Counter[Takeover]) -> None:
         for mode, count in modes.items():
             self.metrics.takeovers.labels(str(mode)).inc(count)
         if changes:

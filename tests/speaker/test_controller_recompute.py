@@ -117,9 +117,11 @@ def serve(c: SpeakerController, name: str, ip: str) -> None:
 
 
 def settle(c: SpeakerController) -> None:
-    """Run what the events scheduled (the loop's call_soon)."""
-    if c._scheduled:
-        c._recompute()
+    """Run what the events scheduled (the loop's call_soon): the recompute, and the
+    paperwork it leaves for after the hand-off (Events, status writes, metrics)."""
+    assert c._loop is not None
+    for _ in range(3):  # the recompute, then what it queued
+        c._loop.run_until_complete(asyncio.sleep(0))
 
 
 def full_election(c: SpeakerController) -> dict[str, tuple[str | None, Reason]]:
