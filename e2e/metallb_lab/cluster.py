@@ -159,7 +159,7 @@ class Cluster(UsersView[KubeNode]):
         for node in self.nodes:
             node.prepare()
             node.start_containerd(bin_dir, self.images.pause)
-        self._in_parallel(lambda n: n.import_images(bin_dir, self.images.all))
+        self.in_parallel(lambda n: n.import_images(bin_dir, self.images.all))
         self._timed("containerd + image import", t0)
 
         t0 = time.monotonic()
@@ -204,7 +204,8 @@ class Cluster(UsersView[KubeNode]):
                         "net.ipv6.conf.eth0.keep_addr_on_down"):
                 sysctl(node.ns, key, "1")
 
-    def _in_parallel(self, fn: Callable[[KubeNode], None]) -> None:
+    def in_parallel(self, fn: Callable[[KubeNode], None]) -> None:
+        """`fn` on every node at once (threads); the first error is raised after all end."""
         errors: list[BaseException] = []
 
         def run(node: KubeNode) -> None:

@@ -21,7 +21,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,21 +86,7 @@ def prepare(version: str, log: Log = _quiet) -> MetalLB:
 def load_images(c: Cluster, m: MetalLB) -> None:
     """Import MetalLB's images into every node's containerd (in parallel)."""
     bin_dir = find_assets()
-    errors: list[BaseException] = []
-
-    def run(node: Any) -> None:
-        try:
-            node.import_images(bin_dir, m.images)
-        except BaseException as e:  # re-raised below, in the caller
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in c.nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    c.in_parallel(lambda node: node.import_images(bin_dir, m.images))
 
 
 def install(c: Cluster, m: MetalLB, timeout: float = 180.0) -> None:
