@@ -25,6 +25,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import summary, write
@@ -52,20 +53,25 @@ def mac_of(c: Cluster, node: KubeNode) -> str:
     return str(out[0]["address"])
 
 
-def settle(c: Cluster, vip: str) -> KubeNode:
-    """The steady state before each trial: every speaker Ready and joined, one node
-    announcing the Service, and the client reaching it; returns the node the client
-    sends to. After a recovery the owner may have reclaimed the address quietly while
-    the client still sends to the node it failed over to: that node is the one a
-    client-visible failure must hit (and the owner must then announce)."""
-    c.wait_speakers_ready()
-    c.single_announcer(APPS, "web")
+def settle(c: Cluster, vip: str, ready: Callable[[], object] | None = None,
+           timeout: float = 30) -> KubeNode:
+    """The steady state before each trial: `ready` (default: every speaker Ready and
+    joined, one node announcing the Service), and the client reaching it; returns the
+    node the client sends to. After a recovery the owner may have reclaimed the address
+    quietly while the client still sends to the node it failed over to: that node is
+    the one a client-visible failure must hit (and the owner must then announce)."""
+    if ready is None:
+        c.wait_speakers_ready()
+        c.single_announcer(APPS, "web")
+    else:
+        ready()
+
     def reached() -> KubeNode | None:
         if c.curl(vip, timeout=1) is None:
             return None
         return c.node_by_mac(c.neighbour_mac(vip) or "")
 
-    via = wait_for(reached, timeout=30, what="the client reaches the Service")
+    via = wait_for(reached, timeout=timeout, what="the client reaches the Service")
     assert via.name != BACKEND, "the backends' node never announces this address"
     time.sleep(0.5)
     return via

@@ -35,11 +35,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import summary, write
-from bench.failover_nodes import fail, mac_of
+from bench.failover_nodes import fail, mac_of, settle
 from metallb_lab import metallb
 from metallb_lab.cluster import Cluster
-from metallb_lab.kube import wait_for
-from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import NeighbourWatch
 from metallb_lab.prober import Outcome
 
@@ -79,24 +77,8 @@ def switch_to_metallb_py(c: Cluster) -> None:
     c.wait_speakers_ready()
 
 
-def settle(c: Cluster, vip: str, ready: Callable[[], object]) -> KubeNode:
-    """Every speaker Ready and the client reaching the Service; returns the node the
-    client sends to (the one a client-visible failure must hit)."""
-    ready()
-
-    def reached() -> KubeNode | None:
-        if c.curl(vip, timeout=1) is None:
-            return None
-        return c.node_by_mac(c.neighbour_mac(vip) or "")
-
-    via = wait_for(reached, timeout=60, what="the client reaches the Service")
-    assert via.name != BACKEND, "the backends' node does not announce (nodeSelectors)"
-    time.sleep(0.5)
-    return via
-
-
 def trial(c: Cluster, vip: str, kind: str, ready: Callable[[], object]) -> dict[str, Any]:
-    owner = settle(c, vip, ready)
+    owner = settle(c, vip, ready, timeout=60)  # MetalLB's memberlist takes longer
     watch = NeighbourWatch(c.client_ns, vip)
     probe = c.prober(vip, duration=PROBE_SECONDS, timeout=PROBE_TIMEOUT)
     time.sleep(1.5)
