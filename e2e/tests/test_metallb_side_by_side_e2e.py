@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 from metallb_lab import metallb
 from metallb_lab.cluster import Cluster, pod_ready
 from metallb_lab.kube import lb_ingress, wait_for
+from metallb_lab.kubenode import KubeNode
 from metallb_lab.netns import ip
 from metallb_lab.prober import Outcome
 from metallb_lab.pytest_plugin import FAILED
@@ -96,6 +97,39 @@ def pool_with_conditions(c: Cluster, name: str) -> dict[str, Any]:
     return wait_for(get, timeout=30, what=f"pool {name}'s status")
 
 
+def reach_all(c: Cluster, before: dict[str, list[str]], ports: dict[str, int]) -> None:
+    for name, vips in before.items():
+        for vip in vips:
+            curl(c, vip, ports.get(name, 80))
+
+
+def switch_under_probe(c: Cluster, before: dict[str, list[str]], ports: dict[str, int],
+                       switch: Callable[[], None]) -> Outcome:
+    """`switch` (one system's steps to the other) while a client probes the first
+    address; then every address answers; what the client saw."""
+    probe = c.prober(next(iter(before.values()))[0], duration=600.0, timeout=0.2)
+    try:
+        switch()
+        reach_all(c, before, ports)
+        time.sleep(1.0)
+    finally:
+        probe.send_signal(signal.SIGTERM)
+    return Outcome.parse(probe.communicate(timeout=30)[0])
+
+
+def reach_all_afresh(c: Cluster, before: dict[str, list[str]], ports: dict[str, int]
+                     ) -> list[tuple[str, KubeNode | None]]:
+    """The client forgets the MACs it learned and reaches every address again: (Service,
+    the node that answered the client's ARP/NDP) for each address."""
+    ip("neigh", "flush", "all", ns=c.client_ns)
+    answered = []
+    for name, vips in before.items():
+        for vip in vips:
+            curl(c, vip, ports.get(name, 80))
+            answered.append((name, c.node_by_mac(c.neighbour_mac(vip) or "")))
+    return answered
+
+
 def test_metallb_gives_the_service_an_address_and_the_client_reaches_it(
         cluster: Cluster, lab: tuple[Cluster, metallb.MetalLB]) -> None:
     c, m = cluster, lab[1]
@@ -131,32 +165,26 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
     assert before["requested"] == [REQUESTED]
     assert before["shared-a"] == before["shared-b"], before
     ports = {"shared-b": 8080}
-    for name, vips in before.items():
-        for vip in vips:
-            curl(c, vip, ports.get(name, 80))
+    reach_all(c, before, ports)
 
     steps = metallb.doc_steps()
     assert list(steps)[:5] == ["remove-metallb", "crds", "install", "check", "tidy"], steps
-    probe = c.prober(before["nginx"][0], duration=600.0, timeout=0.2)
     t0 = time.monotonic()
-    try:
+    took: dict[str, float] = {}
+
+    def switch() -> None:
         metallb.run_step(c, steps["remove-metallb"])  # MetalLB's workloads go; objects stay
         assert not c.pods(NS, "app=metallb")
-        t_removed = time.monotonic() - t0
+        took["removed"] = time.monotonic() - t0
         metallb.run_step(c, steps["crds"])
         metallb.run_step(c, steps["install"])
         c.wait_speakers_ready()
-        t_installed = time.monotonic() - t0
+        took["installed"] = time.monotonic() - t0
         metallb.run_step(c, steps["check"])
-        for name, vips in before.items():
-            for vip in vips:
-                curl(c, vip, ports.get(name, 80))
-        time.sleep(1.0)
-    finally:
-        probe.send_signal(signal.SIGTERM)
-    seen = Outcome.parse(probe.communicate(timeout=30)[0])
-    print(f"migration: MetalLB removed after {t_removed:.1f}s, metallb-py Ready after "
-          f"{t_installed:.1f}s; client saw {seen.failed}/{seen.requests} failed, "
+
+    seen = switch_under_probe(c, before, ports, switch)
+    print(f"migration: MetalLB removed after {took['removed']:.1f}s, metallb-py Ready after "
+          f"{took['installed']:.1f}s; client saw {seen.failed}/{seen.requests} failed, "
           f"longest gap {seen.outage_s:.2f}s")
 
     assert addresses(c, MIGRATED) == before  # not one address changed
@@ -171,11 +199,8 @@ def test_migration_to_metallb_py_changes_no_address(cluster: Cluster) -> None:
     assert (pool["status"]["assignedIPv4"], pool["status"]["assignedIPv6"]) == (4, 1), pool
 
     # The client forgets the MACs it learned from MetalLB: metallb-py's speakers answer.
-    ip("neigh", "flush", "all", ns=c.client_ns)
-    for name, vips in before.items():
-        for vip in vips:
-            curl(c, vip, ports.get(name, 80))
-            assert c.node_by_mac(c.neighbour_mac(vip) or "") in c.announcers(APPS, name)
+    for name, node in reach_all_afresh(c, before, ports):
+        assert node in c.announcers(APPS, name)
 
     # Step 4 removes what MetalLB left, and nothing metallb-py needs.
     metallb.run_step(c, steps["tidy"])
@@ -213,31 +238,24 @@ def test_migration_from_metallb_v012_configmap_changes_no_address(
     assert before["seed-requested"] == ["198.18.0.160"]
     assert before["seed-shared-a"] == before["seed-shared-b"], before
     ports = {"seed-shared-b": 8080}
-    for name, (vip,) in before.items():
-        curl(c, vip, ports.get(name, 80))
+    reach_all(c, before, ports)
 
     steps = metallb.doc_steps()
-    probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
-    try:
+
+    def switch() -> None:
         metallb.run_step(c, steps["v012-remove-metallb"])
         assert not c.pods(NS, "app=metallb")
         metallb.run_step(c, steps["v012-crds"])
         metallb.run_step(c, steps["v012-convert"], tmp_path)
         metallb.run_step(c, steps["install"])
         c.wait_speakers_ready()
-        for name, (vip,) in before.items():
-            curl(c, vip, ports.get(name, 80))
-        time.sleep(1.0)
-    finally:
-        probe.send_signal(signal.SIGTERM)
-    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+
+    seen = switch_under_probe(c, before, ports, switch)
     print(f"v0.12.1 migration: client saw {seen.failed}/{seen.requests} failed, "
           f"longest gap {seen.outage_s:.2f}s")
     assert addresses(c, SEED) == before
-    ip("neigh", "flush", "all", ns=c.client_ns)
-    for name, (vip,) in before.items():
-        curl(c, vip, ports.get(name, 80))
-        assert c.node_by_mac(c.neighbour_mac(vip) or "") in c.announcers(APPS, name)
+    for name, node in reach_all_afresh(c, before, ports):
+        assert node in c.announcers(APPS, name)
     pool = pool_with_conditions(c, "seed")
     assert pool["spec"]["addresses"] == [POOL4]
     conds = {cond["type"]: cond["status"] for cond in pool["status"]["conditions"]}
@@ -251,22 +269,16 @@ def test_back_to_metallb_keeps_every_address(
     assert all(len(v) == 1 for v in before.values()), before
     ports = {"seed-shared-b": 8080}
     shutil.copy(m.build.manifests / "metallb-native.yaml", tmp_path)
-    probe = c.prober(before["seed"][0], duration=600.0, timeout=0.2)
-    try:
+
+    def switch() -> None:
         metallb.run_step(c, metallb.doc_steps()["back-to-metallb"], tmp_path)
         metallb.wait_ready(c)
-        for name, (vip,) in before.items():
-            curl(c, vip, ports.get(name, 80))
-        time.sleep(1.0)
-    finally:
-        probe.send_signal(signal.SIGTERM)
-    seen = Outcome.parse(probe.communicate(timeout=30)[0])
+
+    seen = switch_under_probe(c, before, ports, switch)
     print(f"back to MetalLB {m.version}: client saw {seen.failed}/{seen.requests} failed, "
           f"longest gap {seen.outage_s:.2f}s")
     assert not c.pods(NS, "app.kubernetes.io/name=metallb-py")
     assert addresses(c, SEED) == before
     # MetalLB's speakers answer now (metallb-py's are gone).
-    ip("neigh", "flush", "all", ns=c.client_ns)
-    for name, (vip,) in before.items():
-        curl(c, vip, ports.get(name, 80))
-        assert c.node_by_mac(c.neighbour_mac(vip) or "") is not None, name
+    for name, node in reach_all_afresh(c, before, ports):
+        assert node is not None, name
