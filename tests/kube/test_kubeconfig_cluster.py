@@ -119,6 +119,10 @@ def ca_stanza(cp: ControlPlane) -> dict[str, Any]:
     return {"certificate-authority-data": b64(cp.ca.cert_path)}
 
 
+def admin_stanza(cp: ControlPlane) -> dict[str, Any]:
+    return {"client-certificate": str(cp.admin.cert), "client-key": str(cp.admin.key)}
+
+
 @contextlib.asynccontextmanager
 async def client_for(path: Path, **auth: Any) -> AsyncIterator[KubeClient]:
     conn = load_connection(str(path))
@@ -203,8 +207,7 @@ async def test_tls_server_name_used_for_verification(
     assert control_plane.server.startswith("https://127.0.0.1:")
     cfg = write_kubeconfig(tmp_path / "config", server=control_plane.server,
                            cluster={**ca_stanza(control_plane), "tls-server-name": name},
-                           user={"client-certificate": str(control_plane.admin.cert),
-                                 "client-key": str(control_plane.admin.key)})
+                           user=admin_stanza(control_plane))
     async with client_for(cfg) as client:
         if ok:
             assert await whoami(client) == "admin"
@@ -219,8 +222,7 @@ async def test_insecure_skip_tls_verify(control_plane: ControlPlane, tmp_path: P
                                         insecure: bool) -> None:
     cfg = write_kubeconfig(tmp_path / "config", server=control_plane.server,
                            cluster={"insecure-skip-tls-verify": insecure},
-                           user={"client-certificate": str(control_plane.admin.cert),
-                                 "client-key": str(control_plane.admin.key)})
+                           user=admin_stanza(control_plane))
     async with client_for(cfg) as client:
         if insecure:
             assert await whoami(client) == "admin"
@@ -259,8 +261,7 @@ async def test_proxy_url(control_plane: ControlPlane, tmp_path: Path) -> None:
         cfg = write_kubeconfig(tmp_path / "config", server=control_plane.server,
                                cluster={**ca_stanza(control_plane),
                                         "proxy-url": f"http://127.0.0.1:{port}"},
-                               user={"client-certificate": str(control_plane.admin.cert),
-                                     "client-key": str(control_plane.admin.key)})
+                               user=admin_stanza(control_plane))
         async with client_for(cfg) as client:
             assert await whoami(client) == "admin"
     finally:
