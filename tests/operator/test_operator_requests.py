@@ -53,7 +53,9 @@ def test_requested_move_is_normal_and_a_failed_one_keeps_the_address(env: Operat
     # The user moves it to another pool: Normal events only.
     annotate(env, "s", {"metallb.io/address-pool": "q"})
     assert wait_for(lambda: env.ingress("s") == ["198.18.33.0"], what="moved to q")
-    moves = [(t, m) for t, r, m in env.events("s") if r == "ClearAssignment"]
+    # Events are posted after the status write: wait for the one the move records.
+    moves = wait_for(lambda: [(t, m) for t, r, m in env.events("s")
+                              if r == "ClearAssignment"], what="the move's Event")
     assert moves == [("Normal", "moved from 198.18.32.0: the Service requests pool 'q'")]
 
     # An address someone else holds: refused, and s keeps what it has.
