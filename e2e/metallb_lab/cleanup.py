@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from metallb_lab import cgroups
+from metallb_lab import cgroups, frr
 from metallb_lab.lan import kill_namespace_processes
 from metallb_lab.netns import ip
 
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     for cluster_id in a.ids or known_clusters():
         for what in cleanup(cluster_id):
             print(f"removed {what}")
+    for what in frr.cleanup_stale():  # FRR instances whose owner process is gone
+        print(f"removed {what}")
     with contextlib.suppress(OSError):
         CLUSTERS_DIR.rmdir()
     return 0
