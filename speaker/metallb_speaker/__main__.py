@@ -19,10 +19,17 @@ from metallb_kube.events import EventRecorder
 from metallb_kube.health import Health, Heartbeat, TLSFiles, serve
 from metallb_kube.supervise import Backoff, spawn
 from metallb_speaker.announce import Announcer, MembershipOnly
+from metallb_speaker.bgp.controller import BGPController
 from metallb_speaker.controller import SpeakerController
 from metallb_speaker.dataplane.plane import Counters, DataPlane
 from metallb_speaker.discovery import Discovery
-from metallb_speaker.metrics import DataPlaneCollector, GossipCollector, SpeakerMetrics
+from metallb_speaker.frr.apply import FRRApplier, Vtysh
+from metallb_speaker.metrics import (
+    BGPCollector,
+    DataPlaneCollector,
+    GossipCollector,
+    SpeakerMetrics,
+)
 from metallb_speaker.settings import SpeakerSettings, parse_args
 from metallb_speaker.transport import GossipThread
 
@@ -69,6 +76,23 @@ def make_announcer(s: SpeakerSettings) -> Announcer:
                       conflict_mode=s.conflict_mode)
     plane.start()
     return plane
+
+
+async def start_bgp(s: SpeakerSettings, client: KubeClient, recorder: EventRecorder,
+                    controller: SpeakerController, metrics: SpeakerMetrics,
+                    health: Health) -> BGPController | None:
+    """BGP mode, when FRR's socket directory is given: FRR driven from the BGP
+    objects; ready only while FRR answers."""
+    if not s.frr_socket_dir:
+        return None
+    applier = FRRApplier(Vtysh(s.frr_socket_dir), s.frr)
+    bgp = BGPController(s, client, recorder, controller, applier)
+    metrics.registry.register(BGPCollector(lambda: applier))
+    metrics.bgp_announced_source = bgp.announced
+    health.ready["frr"] = applier.problem
+    await bgp.start()
+    log.info("BGP mode on", extra={"event": "bgpStarted", "reason": s.frr_socket_dir})
+    return bgp
 
 
 async def run(s: SpeakerSettings) -> int:
@@ -124,6 +148,7 @@ async def run(s: SpeakerSettings) -> int:
         "not joined to the other speakers yet"
     phase[0] = "syncing with the API server (informers)"
     await controller.start()
+    bgp = await start_bgp(s, client, recorder, controller, metrics, health)
     # What the initial sync built (thousands of Services, slices, decisions) lives as
     # long as we do: out of the collector's full passes, which otherwise walk all of it
     # in the middle of a failover's recompute (~0.1-0.2 s at 10,000 Services).
@@ -164,6 +189,10 @@ async def run(s: SpeakerSettings) -> int:
         log.error("gossip thread stopped", extra={"event": "gossipDied",
                                                   "error": str(gossip.error)})
         code = 1
+    if bgp is not None:
+        # BGP first: the routers move the traffic to the other nodes while this one
+        # still forwards; only then does the process go (lossless rolling updates).
+        await bgp.withdraw_all()
     # Graceful: tell peers first (they take over at once), keep answering a moment.
     gossip.leave()
     await loop.run_in_executor(None, gossip.stopped.wait, 2.0)
@@ -175,6 +204,8 @@ async def run(s: SpeakerSettings) -> int:
         await disc_task
     await discovery.withdraw()
     await controller.stop()
+    if bgp is not None:
+        await bgp.stop()
     await recorder.flush(timeout=2)
     await recorder.stop()
     await client.close()

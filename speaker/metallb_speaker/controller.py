@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -190,6 +190,9 @@ class SpeakerController:
         self._departed: set[str] = set()  # speakers that left gracefully, not failed
         self._quiet: dict[IP, str] = {}
         self._quiet_check = asyncio.Event()
+        # Other modes reading the same inputs (BGP): told (Service or everything) on
+        # every change this controller schedules a recompute for.
+        self.input_listeners: list[Callable[[str | None, bool], None]] = []
 
     # -- wiring -------------------------------------------------------------------
     async def start(self) -> None:
@@ -375,6 +378,8 @@ class SpeakerController:
     # -- election -----------------------------------------------------------------
     def _schedule(self, service: str | None = None, full: bool = False) -> None:
         """Re-decide `service` (or everything) soon: once per loop iteration."""
+        for listener in self.input_listeners:
+            listener(service, full)
         if full:
             self._full = True
         elif service is not None:
@@ -613,6 +618,9 @@ class SpeakerController:
             self._status_q.put_nowait((key, True))
         elif was_owner and not is_owner:
             self._status_q.put_nowait((key, False))
+
+    def service_ref(self, key: str) -> ObjectRef | None:
+        return self._svc_refs.get(key)
 
     def _announced(self) -> list[tuple[str, str]]:
         """(Service, address) this node announces, for `metallb_speaker_announced`."""

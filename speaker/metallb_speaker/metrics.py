@@ -34,6 +34,8 @@ class SpeakerMetrics:
         # (service, ip) announced by this node: read from the controller's decisions at
         # scrape time, so a failover of thousands of addresses updates no metric.
         self.announced_source: Callable[[], Iterable[tuple[str, str]]] = tuple
+        # The same over BGP (protocol "bgp"), set by BGP mode's shell.
+        self.bgp_announced_source: Callable[[], Iterable[tuple[str, str]]] = tuple
         self.node = ""
         r.register(_Announced(self))
         register_process_metrics(r)
@@ -86,6 +88,8 @@ class _Announced(Collector):
                                 labels=["service", "protocol", "node", "ip"])
         for service, ip in self._m.announced_source():
             fam.add_metric([service, "layer2", self._m.node, ip], 1.0)
+        for service, ip in self._m.bgp_announced_source():
+            fam.add_metric([service, "bgp", self._m.node, ip], 1.0)
         yield fam
 
 
@@ -168,3 +172,93 @@ class GossipCollector(Collector):
             ):
                 yield CounterMetricFamily(f"metallb_speaker_{name}", doc,
                                           value=getattr(self._p, name))
+
+
+# MetalLB's FRR-mode series (frr-tools/metrics: labels peer = "address:port" and vrf for
+# BGP, peer = address and vrf for BFD), read from FRR's session state at scrape time.
+_BGP_COUNTERS = (
+    ("opens_sent", "opens_sent", "Number of BGP open messages sent"),
+    ("opens_received", "opens_received", "Number of BGP open messages received"),
+    ("notifications_sent", "notifications_sent", "Number of BGP notification messages sent"),
+    ("updates_total_received", "updates_received", "Number of BGP UPDATE messages received"),
+    ("keepalives_sent", "keepalives_sent", "Number of BGP keepalive messages sent"),
+    ("keepalives_received", "keepalives_received", "Number of BGP keepalive messages received"),
+    ("route_refresh_sent", "route_refresh_sent", "Number of BGP route refresh messages sent"),
+    ("total_sent", "total_sent", "Number of total BGP messages sent"),
+    ("total_received", "total_received", "Number of total BGP messages received"),
+)
+_BFD_COUNTERS = (
+    ("control_packet_input", "Number of received BFD control packets"),
+    ("control_packet_output", "Number of sent BFD control packets"),
+    ("echo_packet_input", "Number of received BFD echo packets"),
+    ("echo_packet_output", "Number of sent BFD echo packets"),
+    ("session_up_events", "Number of BFD session up events"),
+    ("session_down_events", "Number of BFD session down events"),
+    ("zebra_notifications", "Number of BFD zebra notifications"),
+)
+
+
+class BGPCollector(Collector):
+    """`source()` gives the FRR shell (`frr.apply.FRRApplier`): its last probe's
+    sessions, its status and its push counts."""
+
+    def __init__(self, source: Callable[[], Any]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Any]:
+        a = self._source()
+        labels = ["peer", "vrf"]
+        up = GaugeMetricFamily("metallb_bgp_session_up",
+                               "BGP session state (1 is up, 0 is down)", labels=labels)
+        prefixes = GaugeMetricFamily("metallb_bgp_announced_prefixes_total",
+                                     "Number of prefixes currently being advertised on the "
+                                     "BGP session", labels=labels)
+        updates = CounterMetricFamily("metallb_bgp_updates_total",
+                                      "Number of BGP UPDATE messages sent", labels=labels)
+        counters = [(BareCounter(f"metallb_bgp_{name}", doc, labels), attr)
+                    for name, attr, doc in _BGP_COUNTERS]
+        for s in a.sessions:
+            lv = [s.label, s.vrf]
+            up.add_metric(lv, 1.0 if s.up else 0.0)
+            prefixes.add_metric(lv, s.prefixes_sent)
+            updates.add_metric(lv, s.updates_sent)
+            for fam, attr in counters:
+                fam.add_metric(lv, getattr(s, attr))
+        yield up
+        yield prefixes
+        yield updates
+        yield from (fam for fam, _ in counters)
+        bfd_up = GaugeMetricFamily("metallb_bfd_session_up",
+                                   "BFD session state (1 is up, 0 is down)", labels=labels)
+        bfd_counters = [(BareCounter(f"metallb_bfd_{name}", doc, labels), name)
+                        for name, doc in _BFD_COUNTERS]
+        for b in a.bfd:
+            lv = [b.peer, b.vrf]
+            bfd_up.add_metric(lv, 1.0 if b.up else 0.0)
+            for fam, attr in bfd_counters:
+                fam.add_metric(lv, getattr(b, attr))
+        yield bfd_up
+        yield from (fam for fam, _ in bfd_counters)
+        yield GaugeMetricFamily("metallb_speaker_frr_up",
+                                "1 while FRR answers (its daemons all run)",
+                                value=0.0 if a.status == "unavailable" else 1.0)
+        status = GaugeMetricFamily("metallb_speaker_frr_status",
+                                   "The FRR shell's status (1 for the current one)",
+                                   labels=["status"])
+        for name in ("starting", "synced", "pending", "unavailable", "refused"):
+            status.add_metric([name], 1.0 if a.status == name else 0.0)
+        yield status
+        pushes = CounterMetricFamily("metallb_speaker_frr_pushes",
+                                     "Configuration batches pushed to FRR, by kind "
+                                     "(prefixes, config, full)", labels=["kind"])
+        seconds = CounterMetricFamily("metallb_speaker_frr_push_seconds",
+                                      "Time spent pushing batches to FRR", labels=["kind"])
+        for kind in ("prefixes", "config", "full"):
+            pushes.add_metric([kind], a.pushes.get(kind, 0))
+            seconds.add_metric([kind], a.push_seconds.get(kind, 0.0))
+        yield pushes
+        yield seconds
+        yield CounterMetricFamily("metallb_speaker_frr_losses",
+                                  "Times FRR stopped answering", value=a.losses)
+        yield CounterMetricFamily("metallb_speaker_frr_refusals",
+                                  "Batches FRR refused (in part)", value=a.refusals)

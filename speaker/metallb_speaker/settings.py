@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from metallb_speaker.frr.plan import ApplySettings
 from metallb_speaker.membership import MembershipConfig
 
 
@@ -39,6 +40,10 @@ class SpeakerSettings:
     kube_proxy_healthz_port: int = 10256
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     tick: float = 0.05  # longest sleep of the gossip loop; timers usually wake it sooner
+    # BGP mode: the directory of FRR's vty sockets (shared with the FRR container);
+    # "" turns BGP mode off (BGP objects are then ignored).
+    frr_socket_dir: str = ""
+    frr: ApplySettings = field(default_factory=ApplySettings)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -80,6 +85,15 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
                         "gratuitous ARP/NA, so established clients keep their path; "
                         "0: always announce at once")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    p.add_argument("--frr-socket-dir", default=_env("FRR_SOCKET_DIR", ""),
+                   help="BGP mode: where FRR's vty sockets are (e.g. /var/run/frr); "
+                        "empty: BGP mode off")
+    p.add_argument("--frr-debounce", type=float, default=ApplySettings.debounce,
+                   help="seconds a changed FRR configuration (peers, BFD, timers) must be "
+                        "quiet before it is pushed; prefix changes are pushed at once")
+    p.add_argument("--frr-withdraw-timeout", type=float,
+                   default=ApplySettings.withdraw_timeout,
+                   help="on SIGTERM, how long to wait for FRR to send the withdrawals")
     a = p.parse_args(argv)
     if not a.node_name:
         p.error("--node-name (or METALLB_NODE_NAME) is required")
@@ -93,4 +107,6 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
         honor_exclude_label=not a.ignore_exclude_lb, dataplane=not a.no_dataplane,
         log_level=a.log_level, membership=MembershipConfig(hold_down=a.hold_down),
         conflict_mode=a.on_conflict, kube_proxy_healthz_port=a.kube_proxy_healthz_port,
+        frr_socket_dir=a.frr_socket_dir,
+        frr=ApplySettings(debounce=a.frr_debounce, withdraw_timeout=a.frr_withdraw_timeout),
     )

@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from metallb_speaker.frr.diff import strip_ours
@@ -71,7 +70,6 @@ class Vtysh:
         self.binary = binary
         self.timeout = timeout
         self.daemons = tuple(daemons)
-        self._tmp = Path(tempfile.mkdtemp(prefix="metallb-frr-"))
 
     async def _run(self, args: list[str]) -> str:
         try:
@@ -103,7 +101,7 @@ class Vtysh:
         return await self._run(args)
 
     async def apply(self, text: str) -> None:
-        fd, path = tempfile.mkstemp(prefix="push-", suffix=".conf", dir=self._tmp)
+        fd, path = tempfile.mkstemp(prefix="metallb-frr-push-", suffix=".conf")
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
