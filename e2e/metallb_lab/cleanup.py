@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from metallb_lab import cgroups, frr
+from metallb_lab import bird, cgroups, frr
 from metallb_lab.lan import kill_namespace_processes
 from metallb_lab.netns import ip
 
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         for what in cleanup(cluster_id):
             print(f"removed {what}")
     for what in frr.cleanup_stale():  # FRR instances whose owner process is gone
+        print(f"removed {what}")
+    for what in bird.cleanup_stale():  # BGP lab routers whose owner process is gone
         print(f"removed {what}")
     with contextlib.suppress(OSError):
         CLUSTERS_DIR.rmdir()
