@@ -8,7 +8,8 @@ import sys
 
 BENCHES = ["bench.allocator", "bench.operator_scale", "bench.speaker_scale",
            "bench.membership", "bench.failover", "bench.failover_many",
-           "bench.failover_nodes", "bench.cluster_nodes", "bench.arp", "bench.responders"]
+           "bench.failover_nodes", "bench.cluster_nodes", "bench.arp", "bench.responders",
+           "bench.bgp"]
 
 
 def main() -> int:

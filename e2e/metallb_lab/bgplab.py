@@ -38,7 +38,8 @@ from metallb_speaker.frr.render import render
 
 ROUTER_ASN, NODE_ASN = 64500, 64512
 POOL = "bgp"
-POOL_RANGES = ("198.18.32.0/20", "fd00:32::/112")  # announced addresses, off the LAN
+# announced addresses, off the LAN (not the routers' client nets, 198.18.64.0/19)
+POOL_RANGES = ("198.18.32.0/19", "198.18.96.0/19", "fd00:32::/112")
 
 
 @dataclass

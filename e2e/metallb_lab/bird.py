@@ -152,6 +152,7 @@ class Router:
         self.ns = tag
         self.client_ns = f"{tag}c"
         self.state_dir = RUN_DIR / f"{os.getpid()}-{n}"
+        self.port = f"vr{lan.prefix[-5:]}{n}"  # its bridge port in the LAN namespace
         self.work = Path(tempfile.mkdtemp(prefix=f"router-{index}-", dir=work))
         c4, c6 = client_net(index)
         self.gw4, self.gw6 = c4 + "1", c6 + "1"
@@ -184,7 +185,7 @@ class Router:
         lan = self.lan
         for ns in (self.ns, self.client_ns):
             lan.add_ns(ns)
-        port = f"vr{lan.prefix[-5:]}{self.index}"
+        port = self.port
         ip("link", "add", port, "type", "veth", "peer", "name", c.interface, "netns", self.ns,
            ns=lan.ns)
         ip("link", "set", port, "master", self.bridge, "up", ns=lan.ns)
@@ -222,6 +223,9 @@ class Router:
             for net in nets:
                 ip("route", "del", net, ns=ns, check=False)
         self._routes_back.clear()
+        # deleting the namespace deletes the veth only eventually: a next router on the
+        # LAN must not find the port still there
+        ip("link", "del", self.port, ns=self.lan.ns, check=False)
         for ns in (self.client_ns, self.ns):
             kill_namespace_processes(ns)
             ip("netns", "del", ns, check=False)

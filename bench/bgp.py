@@ -1,0 +1,174 @@
+"""BGP mode at the router: how fast a failed node stops being a next hop, and how fast
+10,000 prefixes arrive and leave.
+
+Two node namespaces run FRR with the frr.conf our speaker renders (from MetalLB
+objects: metallb_speaker.frr.render), peering with a BIRD 2 router in a namespace of
+its own (metallb_lab.bgplab, metallb_lab.bird); what is measured is the routing
+engines with our configuration.
+
+failover: a node's link goes down; time until the router's kernel route for the
+  announced address has lost that node's next hop (polled every ~5 ms). Modes:
+  bfd-100x3   BFDProfile 100 ms x 3      (goal p99 <= 0.5 s)
+  bfd-300x3   MetalLB's default profile  (goal p99 <= 1.2 s)
+  hold-3s     holdTime 3s, no BFD        (report; MetalLB's default hold is 90 s)
+  rejoin: link up again until the node is a next hop again (report).
+bulk: 10,000 addresses pushed to both nodes' FRR the speaker's way (frr.diff of two
+  rendered configurations, one `vtysh -f` batch each, metallb_speaker.frr.apply.Vtysh);
+  time until the router's kernel has all of them (ECMP, both next hops) and, withdrawn,
+  none (goal <= 5 s each way).
+
+Run: .venv/bin/python -m bench.bgp [--trials 10] [--modes bfd-100x3,...]
+                                  [--prefixes 1000,10000] [--bulk-timeout 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+import time
+from typing import Any
+
+from bench.common import summary, write
+from metallb_lab.bgplab import NodeLan, frr_conf, namer, router_config, speaker_objects
+from metallb_lab.bird import BirdRouter
+from metallb_lab.routerconf import BfdTimings
+from metallb_speaker.frr.apply import FRRUnavailable, Vtysh
+from metallb_speaker.frr.diff import diff
+
+VIP = "198.18.32.1"
+MODES: dict[str, tuple[BfdTimings | None, int | None]] = {
+    "bfd-100x3": (BfdTimings(100, 100, 3), None),
+    "bfd-300x3": (BfdTimings(300, 300, 3), None),
+    "hold-3s": (None, 3),
+}
+GOALS = {"bfd-100x3": 0.5, "bfd-300x3": 1.2}
+
+
+def failover(net: NodeLan, mode: str, trials: int) -> dict[str, Any]:
+    bfd, hold = MODES[mode]
+    rc = router_config(net.nodes, bfd=bfd, hold_time=hold)
+    objs = speaker_objects(rc, bfd=bfd, hold_time=f"{hold}s" if hold else None)
+    removed, rejoined = [], []
+    with BirdRouter(net.lan, rc) as router:
+        for node in net.nodes:
+            net.start_frr(node, frr_conf(objs, node, [VIP]))
+        hop = namer(net.nodes)
+        names = [n.name for n in net.nodes]
+        router.wait_established(timeout=60)
+        router.wait_next_hops(VIP, names, key=hop)
+        for i in range(trials):
+            victim = net.nodes[i % len(net.nodes)]
+            router.wait_established(timeout=60)  # BGP up and BFD up on both sides
+            # BFD starts slow (1 s) and negotiates its intervals down once up
+            time.sleep(1.5)
+            t0 = time.monotonic()
+            net.set_link(victim, False)
+            while victim.name in {hop(h) for h in router.next_hops(VIP)}:
+                if time.monotonic() - t0 > 60:
+                    raise TimeoutError(f"{mode}: {victim.name} still a next hop after 60 s")
+                time.sleep(0.005)
+            removed.append(time.monotonic() - t0)
+            t1 = time.monotonic()
+            net.set_link(victim, True)
+            router.wait_next_hops(VIP, names, key=hop, timeout=60)
+            rejoined.append(time.monotonic() - t1)
+            print(f"{mode:9s} #{i + 1:2d}: next hop removed after {removed[-1] * 1000:6.0f} ms"
+                  f", back after {rejoined[-1]:4.1f} s", flush=True)
+        for node in net.nodes:
+            net.stop_frr(node)
+    return {"removed_s": summary(removed), "rejoined_s": summary(rejoined),
+            "samples_removed_s": removed, "goal_p99_s": GOALS.get(mode)}
+
+
+def _addresses(n: int) -> list[str]:
+    first = int(ipaddress.IPv4Address("198.18.32.0"))
+    out = []
+    for i in range(n):
+        a = ipaddress.IPv4Address(first + i)
+        if a >= ipaddress.IPv4Address("198.18.64.0"):  # skip the routers' client nets
+            a = ipaddress.IPv4Address(int(a) + 32 * 256)
+        out.append(str(a))
+    return out
+
+
+async def _push(vtyshs: list[Vtysh], texts: list[str]) -> None:
+    await asyncio.gather(*(v.apply(t) for v, t in zip(vtyshs, texts, strict=True)))
+
+
+def bulk(net: NodeLan, prefixes: int, timeout: float) -> dict[str, Any]:
+    """Announce then withdraw `prefixes` addresses from every node; a push that takes
+    longer than `timeout` is recorded as such (and the withdrawal skipped)."""
+    rc = router_config(net.nodes)
+    objs = speaker_objects(rc)
+    vips = _addresses(prefixes)
+    out: dict[str, Any] = {"prefixes": prefixes}
+    with BirdRouter(net.lan, rc) as router:
+        base = {n.name: frr_conf(objs, n, []) for n in net.nodes}
+        for node in net.nodes:
+            net.start_frr(node, base[node.name])
+        router.wait_established(timeout=60)
+        full = {n.name: frr_conf(objs, n, vips) for n in net.nodes}
+        vtyshs = [Vtysh(str(n.frr.socket_dir), timeout=timeout) for n in net.nodes
+                  if n.frr is not None]
+        for what, old, new, want in (("announce", base, full, prefixes),
+                                     ("withdraw", full, base, 0)):
+            texts = [diff(old[n.name], new[n.name]).text() for n in net.nodes]
+            t0 = time.monotonic()
+            try:
+                asyncio.run(_push(vtyshs, texts))
+            except FRRUnavailable as exc:  # vtysh timed out: FRR is still at it
+                out[what] = {"timed_out_s": timeout, "error": str(exc),
+                             "router_had": router.engine_route_count("bird")}
+                print(f"bulk {what}: {prefixes} prefixes: push not done after {timeout:.0f} s "
+                      f"(router had {out[what]['router_had']})", flush=True)
+                break
+            pushed = time.monotonic() - t0
+            while router.engine_route_count("bird") != want:
+                if time.monotonic() - t0 > timeout:
+                    raise TimeoutError(f"{what}: {router.engine_route_count('bird')} routes")
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+            if want:  # every route has every node as a next hop
+                hop = namer(net.nodes)
+                assert {hop(h) for h in router.next_hops(f"{vips[-1]}/32")} == {
+                    n.name for n in net.nodes}
+            out[what] = {"push_s": pushed, "router_has_all_s": took, "goal_s": 5.0}
+            print(f"bulk {what}: {prefixes} prefixes pushed in {pushed:.2f} s, router's "
+                  f"kernel {'has all' if want else 'has none'} after {took:.2f} s",
+                  flush=True)
+        for node in net.nodes:
+            net.stop_frr(node)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--prefixes", default="1000,10000",
+                    help="bulk runs, comma-separated counts ('' for none)")
+    ap.add_argument("--bulk-timeout", type=float, default=300.0)
+    a = ap.parse_args()
+    modes = [m for m in a.modes.split(",") if m]
+    results: dict[str, Any] = {"trials": a.trials, "failover": {}}
+    started = time.monotonic()
+    with NodeLan(nodes=2) as net:
+        for mode in modes:
+            results["failover"][mode] = failover(net, mode, a.trials)
+        results["bulk"] = [bulk(net, int(n), a.bulk_timeout)
+                           for n in a.prefixes.split(",") if n]
+    results["wall_s"] = time.monotonic() - started
+    print("\nmode        removed p50 ms  p99 ms  max ms   rejoin p50 s  goal p99")
+    for mode, r in results["failover"].items():
+        s, j = r["removed_s"], r["rejoined_s"]
+        goal = f"{r['goal_p99_s'] * 1000:.0f} ms" if r["goal_p99_s"] else "report"
+        print(f"{mode:11s} {s['p50'] * 1000:14.0f} {s['p99'] * 1000:7.0f} "
+              f"{s['max'] * 1000:7.0f} {j['p50']:13.1f}  {goal}")
+    write("bgp", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
