@@ -5,8 +5,18 @@ and golden files pin it down. The FRR statements are those of MetalLB's FRR mode
 templates in internal/bgp/frr, learnt from, not copied): one `router bgp` per VRF with
 the same global switches (`no bgp ebgp-requires-policy`, `no bgp network
 import-check`, `no bgp default ipv4-unicast` + `activate` per address family), a deny-all
-inbound route-map and an outbound one per neighbor that permits only the prefixes meant
-for it and attaches their communities and local preference, and BFD profiles.
+inbound route-map, an outbound one per neighbor that permits only the prefixes meant for
+it and attaches their communities and local preference, and BFD profiles.
+
+Which prefixes go to which neighbor with which attributes is carried by a tag, not by
+prefix lists (MetalLB's templates list every prefix in a prefix-list per neighbor): each
+distinct "class" of prefix (to which peers, with which communities and local preference)
+gets a tag, derived from the class itself so it is stable; `network P route-map
+mlb-tag-T` sets it when the prefix is originated, and each neighbor's outbound route-map
+has one entry per class it receives (`match tag T` + that peer's `set` lines), then
+denies the rest. Adding or removing a prefix is then one `network` line: FRR 8.4 takes
+~17 s to add 1,000 prefix-list entries through vtysh (and grows faster than linearly:
+240 s for 3,000), but ~1 s for 10,000 `network` lines.
 
 Deliberate differences (docs/compatibility.md, BGP section):
 - graceful restart is advertised only to peers that ask for it (enableGracefulRestart):
@@ -16,10 +26,12 @@ Deliberate differences (docs/compatibility.md, BGP section):
 - LOCAL_PREF is set only towards iBGP neighbors (eBGP never carries it; FRR drops it).
 - only the BFD profiles this node's sessions use are written.
 - logs go to stdout (the container's log), not /etc/frr/frr.log.
+- prefixes are selected per neighbor by tag, not by per-prefix prefix lists (above).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -28,6 +40,7 @@ from metallb_api.bgp import (
     Advertised,
     BFDProfileConfig,
     BGPConfig,
+    Community,
     PeerConfig,
     Prefix,
     merge,
@@ -35,6 +48,7 @@ from metallb_api.bgp import (
 )
 
 NS_PER_S = 1_000_000_000
+DENY_SEQ = 65535  # the outbound route-map's last entry: anything not tagged for it
 
 
 @dataclass(frozen=True)
@@ -44,11 +58,6 @@ class FRRSettings:
 
 def _afi(family: Family) -> str:
     return "ipv4" if family is Family.V4 else "ipv6"
-
-
-def _ip_kw(family: Family) -> str:
-    """`ip` or `ipv6`, as in `ip prefix-list` and `match ipv6 address`."""
-    return "ip" if family is Family.V4 else "ipv6"
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ def render(config: BGPConfig, node_name: str, node_labels: Mapping[str, str],
         fams = {f: by_peer.get(p.name, {}).get(f, {}) for f in sorted(p.families())}
         neighbors.append(_Neighbor(p, p.password or passwords.get(p.name, ""), fams))
     neighbors.sort(key=lambda n: (n.peer.vrf, n.id))
+    tags = _classes(neighbors)
 
     out = [
         f"! frr.conf for node {node_name}, rendered by metallb-py's speaker: do not edit",
@@ -118,11 +128,15 @@ def render(config: BGPConfig, node_name: str, node_labels: Mapping[str, str],
         for name in used:
             out.extend(_bfd_profile(config.bfd_profiles[name]))
         out += ["exit", "!"]
+    for tag in sorted({t for by_prefix in tags.values() for t in by_prefix.values()}):
+        out += [f"route-map mlb-tag-{tag} permit 1", f" set tag {tag}", "exit"]
+    if tags:
+        out.append("!")
     for n in neighbors:
-        out.extend(_policy(n))
+        out.extend(_policy(n, tags.get(n.peer.vrf, {})))
     vrfs = sorted({n.peer.vrf for n in neighbors})
     for vrf in vrfs:
-        out.extend(_router([n for n in neighbors if n.peer.vrf == vrf]))
+        out.extend(_router([n for n in neighbors if n.peer.vrf == vrf], tags.get(vrf, {})))
     out.append("end")
     return "\n".join(out) + "\n"
 
@@ -148,46 +162,60 @@ def _bfd_profile(p: BFDProfileConfig) -> list[str]:
     return lines
 
 
-def _policy(n: _Neighbor) -> list[str]:
-    """Prefix lists and route-maps of one neighbor: nothing in; out, only its prefixes,
-    each with its communities and local preference (entries that set and go on)."""
-    out = [f"route-map {n.id}-in deny 20", "exit"]
-    maps: list[tuple[list[str], list[str]]] = []  # (prefix-list lines, route-map body)
-    for family, prefixes in sorted(n.prefixes.items()):
-        fam = _afi(family)
-        setters: dict[tuple[int, str, str], list[Prefix]] = {}
-        for prefix, adv in sorted(prefixes.items()):
-            if adv.local_pref and n.peer.ibgp:
-                key = (0, f"localpref-{adv.local_pref}",
-                       f"set local-preference {adv.local_pref}")
-                setters.setdefault(key, []).append(prefix)
-            for c in sorted(adv.communities):
-                verb = "large-community" if c.large else "community"
-                key = (1, f"community-{c}", f"set {verb} {c.value} additive")
-                setters.setdefault(key, []).append(prefix)
-        for (_, label, set_line), members in sorted(setters.items()):
-            name = f"{n.id}-{label}-{fam}"
-            lists = [f"{_ip_kw(family)} prefix-list {name} seq {i} permit {p}"
-                     for i, p in enumerate(members, 1)]
-            maps.append((lists, [f" match {_ip_kw(family)} address prefix-list {name}",
-                                 f" {set_line}", " on-match next"]))
-    for family in sorted(n.prefixes):
-        name = f"{n.id}-allowed-{_afi(family)}"
-        members = sorted(n.prefixes[family])
-        lists = ([f"{_ip_kw(family)} prefix-list {name} seq {i} permit {p}"
-                  for i, p in enumerate(members, 1)]
-                 or [f"{_ip_kw(family)} prefix-list {name} seq 1 deny any"])
-        maps.append((lists, [f" match {_ip_kw(family)} address prefix-list {name}"]))
-    for seq, (lists, body) in enumerate(maps, 1):
-        out.extend(lists)
-        out.append(f"route-map {n.id}-out permit {seq}")
-        out.extend(body)
-        out.append("exit")
-    out.append("!")
+_Class = tuple[tuple[str, tuple[str, ...], int], ...]  # (neighbor id, communities, pref)
+
+
+def _sent(n: _Neighbor, adv: Advertised) -> tuple[tuple[Community, ...], int]:
+    """What neighbor `n` gets with a prefix: its communities, and LOCAL_PREF for iBGP."""
+    return tuple(sorted(adv.communities)), adv.local_pref if n.peer.ibgp else 0
+
+
+def _tag(cls: _Class) -> int:
+    """A class's tag: from its content (stable across renders, so a new Service does not
+    renumber the others), in FRR's range 1..2^32-1."""
+    digest = hashlib.sha256(repr(cls).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**32 - 1) + 1
+
+
+def _classes(neighbors: list[_Neighbor]) -> dict[str, dict[Prefix, int]]:
+    """Per VRF: each announced prefix's tag (the class of who gets it, with what)."""
+    members: dict[tuple[str, Prefix], list[tuple[str, tuple[str, ...], int]]] = {}
+    for n in neighbors:
+        for prefixes in n.prefixes.values():
+            for prefix, adv in prefixes.items():
+                comms, pref = _sent(n, adv)
+                members.setdefault((n.peer.vrf, prefix), []).append(
+                    (n.id, tuple(str(c) for c in comms), pref))
+    out: dict[str, dict[Prefix, int]] = {}
+    for (vrf, prefix), cls in members.items():
+        out.setdefault(vrf, {})[prefix] = _tag(tuple(sorted(cls)))
     return out
 
 
-def _router(neighbors: list[_Neighbor]) -> list[str]:
+def _policy(n: _Neighbor, tags: Mapping[Prefix, int]) -> list[str]:
+    """Route-maps of one neighbor: nothing in; out, one entry per class of prefix it
+    receives (by tag), setting its communities and local preference; the rest denied."""
+    out = [f"route-map {n.id}-in deny 20", "exit"]
+    entries: dict[int, tuple[tuple[Community, ...], int]] = {}
+    for prefixes in n.prefixes.values():
+        for prefix, adv in prefixes.items():
+            entries[tags[prefix]] = _sent(n, adv)
+    for seq, (tag, (comms, pref)) in enumerate(sorted(entries.items()), 1):
+        out += [f"route-map {n.id}-out permit {seq}", f" match tag {tag}"]
+        if pref:
+            out.append(f" set local-preference {pref}")
+        regular = " ".join(c.value for c in comms if not c.large)
+        large = " ".join(c.value for c in comms if c.large)
+        if regular:
+            out.append(f" set community {regular} additive")
+        if large:
+            out.append(f" set large-community {large} additive")
+        out.append("exit")
+    out += [f"route-map {n.id}-out deny {DENY_SEQ}", "exit", "!"]
+    return out
+
+
+def _router(neighbors: list[_Neighbor], tags: Mapping[Prefix, int]) -> list[str]:
     """One `router bgp` (the model guarantees one myASN and routerID per VRF on a node)."""
     first = neighbors[0].peer
     out = [f"router bgp {first.my_asn}" + (f" vrf {first.vrf}" if first.vrf else "")]
@@ -205,7 +233,7 @@ def _router(neighbors: list[_Neighbor]) -> list[str]:
             continue
         networks = sorted({p for n in active for p in n.prefixes[family]})
         out.append(f" address-family {_afi(family)} unicast")
-        out.extend(f"  network {p}" for p in networks)
+        out.extend(f"  network {p} route-map mlb-tag-{tags[p]}" for p in networks)
         for n in active:
             out += [f"  neighbor {n.where} activate",
                     f"  neighbor {n.where} route-map {n.id}-in in",

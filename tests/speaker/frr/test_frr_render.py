@@ -184,9 +184,11 @@ def test_deterministic_whatever_the_input_order(name: str) -> None:
     ("graceful_restart", ["bgp graceful-restart preserve-fw-state",
                           "neighbor 198.18.0.1 graceful-restart\n",
                           "neighbor 198.18.0.2 graceful-restart-disable"], []),
-    ("local_pref", ["route-map 198.18.0.1-out permit 1\n match ip address prefix-list "
-                    "198.18.0.1-localpref-150-ipv4\n set local-preference 150"],
-     ["198.18.0.2-localpref"]),  # the eBGP neighbor gets no LOCAL_PREF
+    ("local_pref", ["route-map 198.18.0.1-out permit 1\n match tag 794142014\n"
+                    " set local-preference 150\n set community 64512:7 additive",
+                    # the eBGP neighbor gets the same prefixes, without LOCAL_PREF
+                    "route-map 198.18.0.2-out permit 1\n match tag 794142014\n"
+                    " set community 64512:7 additive\nexit"], []),
     ("md5_password", ["neighbor 198.18.0.1 password s3cret",
                       "neighbor 198.18.0.2 password fromSecret"],
      # a Secret that could not be read, or whose password would break frr.conf: no session
@@ -195,10 +197,10 @@ def test_deterministic_whatever_the_input_order(name: str) -> None:
      ["unused", "neighbor 198.18.0.3 bfd"]),
     ("node_not_selected", ["neighbor 198.18.0.1 remote-as"], ["198.18.0.2", "9:9"]),
     ("ipv6", ["neighbor fd00::1 disable-connected-check",
-              "ipv6 prefix-list fd00::1-allowed-ipv6 seq 1 permit 2001:db8:100::10/128"],
+              "network 2001:db8:100::10/128 route-map mlb-tag-"],
      ["address-family ipv4 unicast"]),
-    ("nothing_to_announce", ["ip prefix-list 198.18.0.1-allowed-ipv4 seq 1 deny any"],
-     ["  network "]),
+    ("nothing_to_announce", ["route-map 198.18.0.1-out deny 65535"],
+     ["  network ", "mlb-tag-", "prefix-list"]),
     ("aggregation", ["network 198.51.100.0/24", "network 2001:db8:100::/64",
                      "network 198.51.100.200/32"], ["network 198.51.100.0/32"]),
 ])
