@@ -48,6 +48,7 @@ from metallb_speaker.election import (
 )
 from metallb_speaker.membership import Change, View
 from metallb_speaker.metrics import SpeakerMetrics
+from metallb_speaker.quiet import QuietTakeovers
 from metallb_speaker.settings import SpeakerSettings
 
 log = logging.getLogger("metallb.speaker")
@@ -190,6 +191,8 @@ class SpeakerController:
         self._departed: set[str] = set()  # speakers that left gracefully, not failed
         self._quiet: dict[IP, str] = {}
         self._quiet_check = asyncio.Event()
+        self._quiet_rule = QuietTakeovers(recheck=QUIET_RECHECK)
+        self._clock = time.monotonic
         # Other modes reading the same inputs (BGP): told (Service or everything) on
         # every change this controller schedules a recompute for.
         self.input_listeners: list[Callable[[str | None, bool], None]] = []
@@ -629,19 +632,27 @@ class SpeakerController:
 
     # -- quiet takeovers ------------------------------------------------------------
     async def _watch_quiet(self) -> None:
-        """Every QUIET_RECHECK (and at once after a quiet takeover): does the node that
-        still carries the clients of a quietly taken-over address forward? If not,
-        announce it."""
+        """Every QUIET_RECHECK (sooner while a node is silent, and at once after a quiet
+        takeover): does the node that still carries the clients of a quietly taken-over
+        address forward? If not (quiet.py's rule), announce it."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet_check.wait(), QUIET_RECHECK)
+                await asyncio.wait_for(self._quiet_check.wait(),
+                                       self._quiet_rule.next_check())
             self._quiet_check.clear()
             try:
                 nodes = sorted(set(self._quiet.values()))
+                self._quiet_rule.keep_only(set(nodes))
                 verdicts = await asyncio.gather(*(
-                    self.datapath.down((self.nodes.get(n) or NodeState(n)).address)
+                    self.datapath.check((self.nodes.get(n) or NodeState(n)).address)
                     for n in nodes))
-                for node, why in zip(nodes, verdicts, strict=True):
+                now = self._clock()
+                for node, seen in zip(nodes, verdicts, strict=True):
+                    # Silent and declared dead by the other speakers: two witnesses.
+                    dead = node not in self.view.alive and node not in self._departed
+                    why = self._quiet_rule.observe(
+                        node, replace(seen, definitive=True) if seen.down and dead else seen,
+                        now)
                     if why is not None:
                         self._announce_loudly(node, why)
             except Exception:  # one failed round must not end the watch

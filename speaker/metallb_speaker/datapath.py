@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from metallb_speaker.quiet import FORWARDS, PathVerdict
+
 
 class DataPathCheck:
     def __init__(self, port: int, timeout: float = 0.3) -> None:
@@ -24,22 +26,25 @@ class DataPathCheck:
     def enabled(self) -> bool:
         return self.port > 0
 
-    async def down(self, address: str | None) -> str | None:
-        """None if the node at `address` forwards, else why we think it does not."""
+    async def check(self, address: str | None) -> PathVerdict:
+        """Does the node at `address` forward? A 503 is its kube-proxy's own verdict;
+        silence is weaker evidence (quiet.py decides how long it must last)."""
         if not self.enabled:
-            return "data path checks are off"
+            return PathVerdict("data path checks are off", definitive=True)
         if not address:
-            return "the node has no InternalIP"
+            return PathVerdict("the node has no InternalIP", definitive=True)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         host = f"[{address}]" if ":" in address else address
         try:
             async with self._session.get(f"http://{host}:{self.port}/healthz") as resp:
                 if resp.status == 200:
-                    return None
-                return f"its kube-proxy /healthz answered {resp.status}"
+                    return FORWARDS
+                return PathVerdict(f"its kube-proxy /healthz answered {resp.status}",
+                                   definitive=True)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return f"its kube-proxy /healthz did not answer ({type(exc).__name__})"
+            return PathVerdict(f"its kube-proxy /healthz did not answer "
+                               f"({type(exc).__name__})")
 
     async def close(self) -> None:
         if self._session is not None:
