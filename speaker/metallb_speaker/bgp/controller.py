@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,10 @@ from metallb_speaker.settings import SpeakerSettings
 log = logging.getLogger("metallb.speaker.bgp")
 STATUS_WRITERS = 4
 COALESCE = 0.05  # seconds: a burst of Service events is one recompute, one render
+# A render of 10,000 prefixes takes ~0.1 s of the loop layer 2's failovers also run on:
+# the next one waits at least twice as long as the last took (at most a third of the
+# loop goes to BGP under a stream of Service events), capped.
+COALESCE_MAX = 1.0
 PEER_VERSION = f"{GROUP}/v1beta2"
 
 
@@ -77,6 +82,7 @@ class BGPController:
         self._dirty: set[str] = set()
         self._full = True
         self._scheduled = False
+        self._delay = COALESCE
         self._withdrawn = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._informers: list[Informer] = []
@@ -178,7 +184,7 @@ class BGPController:
             self._dirty.add(service)
         if not self._scheduled and self._loop is not None and self.synced.is_set():
             self._scheduled = True
-            self._loop.call_later(COALESCE, self._recompute)
+            self._loop.call_later(self._delay, self._recompute)
 
     def _node(self) -> NodeState:
         return self.l2.nodes.get(self.s.node_name) or NodeState(self.s.node_name)
@@ -187,6 +193,14 @@ class BGPController:
         self._scheduled = False
         if self._withdrawn:
             return
+        started = time.perf_counter()
+        try:
+            self._recompute_now()
+        finally:
+            took = time.perf_counter() - started
+            self._delay = min(COALESCE_MAX, max(COALESCE, 2 * took))
+
+    def _recompute_now(self) -> None:
         if self._built_from is not self.l2.config:
             self._built_from = self.l2.config
             self.config = build_bgp_config(self.l2.config, *(
