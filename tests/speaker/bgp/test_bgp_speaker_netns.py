@@ -28,6 +28,7 @@ from metallb_lab.operator import OperatorProcess
 pytestmark = pytest.mark.netns
 ROUTER_IP = "198.18.0.250"
 POOL = "198.19.20.0/28"
+TAGGED_POOL = "198.19.20.16/28"
 ROUTER_CONF = """\
 router bgp 64513
  bgp router-id 198.18.0.250
@@ -88,7 +89,14 @@ def bgp(control_plane: ControlPlane) -> Iterator[BGPLab]:
                  "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": ROUTER_IP,
                           "holdTime": "3s", "keepaliveTime": "1s"}},
                 {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-                 "metadata": {"name": "bgp"}, "spec": {"ipAddressPools": ["bgp"]}}]}))
+                 "metadata": {"name": "bgp"}, "spec": {"ipAddressPools": ["bgp"]}},
+                {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                 "metadata": {"name": "tagged"},
+                 "spec": {"addresses": [TAGGED_POOL], "autoAssign": False}},
+                {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+                 "metadata": {"name": "tagged"},
+                 "spec": {"ipAddressPools": ["tagged"],
+                          "communities": ["64512:300", "large:64512:1:2"]}}]}))
         node = lab.nodes[0]
         op = OperatorProcess(control_plane, lab.namespace, lb_class=lab.lb_class)
         op.start()
@@ -103,8 +111,8 @@ def bgp(control_plane: ControlPlane) -> Iterator[BGPLab]:
             op.stop()
 
 
-def _service(b: BGPLab, name: str) -> str:
-    b.lab.create_service(name)
+def _service(b: BGPLab, name: str, **spec: Any) -> str:
+    b.lab.create_service(name, **spec)
     ips = wait_for(lambda: b.lab.ingress(name), timeout=20, what=f"{name}'s address")
     return ips[0]
 
@@ -171,3 +179,28 @@ def test_sigterm_withdraws_before_exit(bgp: BGPLab) -> None:
     b.lab.wait_ready()
     wait_for(lambda: f"{vip}/32" in b.routes(), timeout=20, what="announced again")
     _delete(b, "rolling")
+
+
+def test_communities_reach_the_router(bgp: BGPLab) -> None:
+    """A pool whose advertisement sets communities: a new class of prefix (a structural
+    push) beside the plain one (prefix pushes); the router sees each with its own."""
+    b = bgp
+    plain = _service(b, "plain")
+    tagged = _service(b, "tagged", annotations={"metallb.io/address-pool": "tagged"})
+
+    def attrs(prefix: str) -> tuple[list[str], list[str]] | None:
+        doc = b.router.vtysh_json(f"show bgp ipv4 unicast {prefix} json")
+        paths = doc.get("paths") or []
+        if not paths:
+            return None
+        p = paths[0]
+        return (sorted((p.get("community") or {}).get("list") or []),
+                sorted((p.get("largeCommunity") or {}).get("list") or []))
+
+    assert wait_for(lambda: attrs(f"{tagged}/32"), timeout=20, what="tagged route") == (
+        ["64512:300"], ["64512:1:2"])
+    assert wait_for(lambda: attrs(f"{plain}/32"), timeout=20, what="plain route") == ([], [])
+    for name in ("plain", "tagged"):
+        _delete(b, name)
+    wait_for(lambda: not ({f"{plain}/32", f"{tagged}/32"} & set(b.routes())), timeout=10,
+             what="both withdrawn")
