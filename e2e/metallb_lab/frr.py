@@ -97,16 +97,26 @@ def _kill_pathspace(directory: Path) -> list[str]:
     return done
 
 
+def _owner(name: str) -> int | None:
+    try:
+        return int(name.removeprefix(PREFIX).split("-", 1)[0])
+    except ValueError:
+        return None
+
+
 def cleanup_stale() -> list[str]:
-    """Daemons and directories of instances whose owner process is gone."""
+    """Daemons and directories of instances whose owner process is gone (their
+    pathspaces, and their log directories in the temporary directory)."""
     done: list[str] = []
     for directory in RUN_DIR.glob(PREFIX + "*"):
-        try:
-            owner = int(directory.name.removeprefix(PREFIX).split("-", 1)[0])
-        except ValueError:
-            continue
-        if not _pid_alive(owner):
+        owner = _owner(directory.name)
+        if owner is not None and not _pid_alive(owner):
             done += _kill_pathspace(directory)
+    for directory in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        owner = _owner(directory.name)
+        if owner is not None and not _pid_alive(owner) and directory.is_dir():
+            shutil.rmtree(directory, ignore_errors=True)
+            done.append(f"dir {directory}")
     return done
 
 
