@@ -9,7 +9,7 @@ import sys
 BENCHES = ["bench.allocator", "bench.operator_scale", "bench.speaker_scale",
            "bench.membership", "bench.failover", "bench.failover_many",
            "bench.failover_nodes", "bench.cluster_nodes", "bench.arp", "bench.responders",
-           "bench.bgp"]
+           "bench.versus", "bench.bgp"]
 
 
 def main() -> int:
