@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from metallb_lab.netns import in_ns
+from metallb_speaker.frr.run import daemon_argv
 
-FRR_LIBEXEC = Path("/usr/lib/frr")
 RUN_DIR = Path("/var/run/frr")
 VTYSH = "vtysh"
 DAEMONS = ("zebra", "bgpd", "bfdd")
@@ -149,11 +149,7 @@ class FRR:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _argv(self, daemon: str) -> list[str]:
-        argv = [str(FRR_LIBEXEC / daemon), "-N", self.pathspace, "-P", "0", "--log", "stdout"]
-        if daemon == "zebra":
-            argv += ["-s", "90000000"]  # netlink buffer: thousands of routes at once
-        if daemon == "bgpd":
-            argv += ["-p", str(self.bgp_port)]
+        argv = daemon_argv(daemon, pathspace=self.pathspace, bgp_port=self.bgp_port)
         return in_ns(self.ns, argv) if self.ns else argv
 
     def start(self, timeout: float = 15.0) -> None:

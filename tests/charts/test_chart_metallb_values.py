@@ -77,8 +77,14 @@ def test_metallb_values_file_renders_and_maps(helm_env: dict[str, str],
     assert pod_spec(dep)["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65532, "fsGroup": 65534,
         "seccompProfile": {"type": "RuntimeDefault"}}
-    # speaker.securityContext: {} -> seccomp RuntimeDefault only.
-    assert pod_spec(ds)["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    # speaker.securityContext: {} -> seccomp RuntimeDefault only (and FRR's vty group when
+    # the file turns on MetalLB's FRR mode, as v0.15.3's does: FRR beside the speaker).
+    bgp = values["speaker"]["frr"]["enabled"]
+    assert pod_spec(ds)["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **({"supplementalGroups": [301]} if bgp else {})}
+    assert [c["name"] for c in pod_spec(ds)["containers"]] == \
+        (["speaker", "frr"] if bgp else ["speaker"])
     # Probes: MetalLB's thresholds, on our metrics port (its health port 17472 read as it).
     for c in (op, sp):
         for kind, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
@@ -229,10 +235,24 @@ CASES: list[tuple[str, dict[str, Any], Any]] = [
     ("extraContainers", {"controller": {"extraContainers": [{"name": "side", "image": "busybox"}]}},
      lambda op, sp, docs: [c["name"] for c in pod_spec(op)["containers"]]
      == ["operator", "side"]),
-    # BGP (FRR, frr-k8s) is MetalLB's; here they change nothing and NOTES lists them.
-    ("BGP toggles accepted", {"speaker": {"frr": {"enabled": True}, "bgpDebounceTimeout": 3000},
-                              "frrk8s": {"enabled": True}},
-     lambda op, sp, docs: [c["name"] for c in pod_spec(sp)["containers"]] == ["speaker"]),
+    # MetalLB's FRR mode and its frr-k8s both mean BGP: FRR beside the speaker, from the
+    # speaker's image, the Pod in FRR's vty group; the debounce in ms becomes seconds.
+    ("speaker.frr.enabled", {"speaker": {"frr": {"enabled": True, "image": {
+        "repository": "quay.io/frrouting/frr", "tag": "10.5.3"}}, "bgpDebounceTimeout": 3000}},
+     lambda op, sp, docs: [c["name"] for c in pod_spec(sp)["containers"]] == ["speaker", "frr"]
+     and pod_spec(sp)["containers"][1]["image"] == container(sp)["image"]
+     and pod_spec(sp)["containers"][1]["command"] == ["metallb-frr"]
+     and {"--frr-socket-dir=/var/run/frr", "--frr-debounce=3"} <= set(args_of(container(sp)))
+     and pod_spec(sp)["securityContext"]["supplementalGroups"] == [301]
+     and any("servicebgpstatuses" in r["resources"]
+             for role in by_kind(docs, "Role").values() for r in role["rules"])),
+    ("frrk8s.enabled", {"frrk8s": {"enabled": True}},
+     lambda op, sp, docs: [c["name"] for c in pod_spec(sp)["containers"]] == ["speaker", "frr"]),
+    ("frrk8s.external", {"frrk8s": {"enabled": True, "external": True, "namespace": "x"}},
+     lambda op, sp, docs: [c["name"] for c in pod_spec(sp)["containers"]] == ["speaker"]
+     and not any("--frr-socket-dir" in a for a in args_of(container(sp)))
+     and not any("servicebgpstatuses" in r["resources"]
+                 for role in by_kind(docs, "Role").values() for r in role["rules"])),
     ("prometheus.metricsPort 7472 (MetalLB v0.15)", {"prometheus": {"metricsPort": 7472}},
      lambda op, sp, docs: "--metrics-port=7473" in args_of(container(sp))),
     ("scrapeAnnotations", {"prometheus": {"scrapeAnnotations": True}},

@@ -128,10 +128,15 @@ controller.webhookMode=enabled: the admission webhook is served only with webhoo
 {{- if and (($v.crds | default dict).validationFailurePolicy) (not $v.webhook.enabled) }}
 crds.validationFailurePolicy: applies with webhook.enabled=true
 {{- end }}
-{{- range $k, $on := dict "frrk8s.enabled" (($v.frrk8s | default dict).enabled) "frrk8s.external" (($v.frrk8s | default dict).external) "speaker.frr.enabled" (($v.speaker.frr | default dict).enabled) "speaker.bgpDebounceTimeout" (not (kindIs "invalid" $v.speaker.bgpDebounceTimeout)) }}
-{{- if $on }}
-{{ $k }}: metallb-py is layer 2 only (no BGP, FRR or frr-k8s; BGP objects have no CRD here)
+{{- $fk := $v.frrk8s | default dict }}
+{{- if and $fk.enabled (not $fk.external) }}
+frrk8s.enabled: BGP mode runs FRR beside the speaker (as speaker.frr.enabled), not frr-k8s
 {{- end }}
+{{- if $fk.external }}
+frrk8s.external: no external frr-k8s is used; BGP mode is speaker.frr.enabled (FRR beside the speaker)
+{{- end }}
+{{- if (($v.speaker.frr | default dict).image | default dict).repository }}
+speaker.frr.image: the frr container runs the speaker's image (its vtysh must match FRR's daemons)
 {{- end }}
 {{- range $k := list "tlsMinVersion" "tlsCipherSuites" }}
 {{- if get $c $k }}
@@ -142,10 +147,10 @@ controller.{{ $k }}: TLS settings are Python's defaults (TLS 1.2 or newer), metr
 prometheus.rbacProxy: no kube-rbac-proxy (the components serve HTTPS themselves on prometheus.secureMetricsPort)
 {{- end }}
 {{- if hasKey $v "frr-k8s" }}
-frr-k8s: metallb-py is layer 2 only (no frr-k8s subchart)
+frr-k8s: no frr-k8s subchart (BGP mode runs FRR beside the speaker: speaker.frr.enabled)
 {{- end }}
 {{- if (($v.prometheus | default dict).prometheusRule | default dict).bgpSessionDown }}
-prometheus.prometheusRule.bgpSessionDown: no BGP sessions
+prometheus.prometheusRule.bgpSessionDown: no BGP alert rule is rendered (the metallb_bgp_session_up series exist)
 {{- end }}
 {{- $secure := or (include "metallb-py.metricsTLS" (dict "root" . "component" "operator") | fromYaml).port (include "metallb-py.metricsTLS" (dict "root" . "component" "speaker") | fromYaml).port }}
 {{- range $k := list "podMonitor" "serviceMonitor" }}
@@ -203,3 +208,12 @@ speaker.memberlist.mlSecretKeyPath: the speaker reads the memberlist Secret thro
 {{- fail "speaker.excludeInterfaces.enabled=false: the speaker always skips docker*, veth*, cali*, kube-ipvs*, lxc*, cni*, flannel*, vxlan*, tunl* and lo (built in, no switch). Remove the key." -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+BGP mode: FRR beside the speaker. MetalLB's speaker.frr.enabled (FRR mode) or its
+frrk8s.enabled (frr-k8s, its default since v0.16) both mean "speak BGP" to a user.
+*/}}
+{{- define "metallb-py.bgpMode" -}}
+{{- $fk := .Values.frrk8s | default dict -}}
+{{- if or ((.Values.speaker.frr | default dict).enabled) (and $fk.enabled (not $fk.external)) }}true{{ end -}}
+{{- end }}
