@@ -9,10 +9,11 @@ Only cgroups this lab created (names starting with a cluster's prefix) are touch
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -50,6 +51,23 @@ def join(name: str, pid: int | None = None) -> None:
     me = str(pid if pid is not None else os.getpid())
     for h in hierarchies():
         (h / name / "cgroup.procs").write_text(me)
+
+
+def joining(name: str | None) -> Callable[[], None]:
+    """A `preexec_fn`: the child joins cgroup `name` (None: stays where it is; the paths
+    are computed here, in the parent: little work after fork) and gets SIGKILL when the
+    thread that spawned it ends (PR_SET_PDEATHSIG), so nothing outlives a killed run."""
+    files = [h / name / "cgroup.procs" for h in hierarchies()] if name else []
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def run() -> None:
+        pid = str(os.getpid())
+        for f in files:
+            with open(f, "w") as out:
+                out.write(pid)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return run
 
 
 def _tree(path: Path) -> Iterator[Path]:

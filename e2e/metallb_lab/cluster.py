@@ -147,10 +147,14 @@ class Cluster(UsersView[KubeNode]):
 
         t0 = time.monotonic()
         self._network()
+        # The control plane is another machine in a real cluster: one cgroup, weighing
+        # as much as one node's, not dozens of threads at the root that starve the nodes'
+        # Pods whenever the apiserver is busy (removed with the nodes' cgroups).
+        cgroups.create(f"{self.prefix}-cp")
         self.cp = ControlPlane(ControlPlaneConfig(
             netns=self.cp_ns, bind_address="0.0.0.0", advertise_address=CP4,
             extra_sans=(CP6,), secure_port=6443, for_nodes=True,
-            work_dir=self.dir / "control-plane"))
+            work_dir=self.dir / "control-plane", cgroup=f"{self.prefix}-cp"))
         self.cp.start()
         self.cp.start_controllers(POD_CIDRS)
         self._timed("control plane", t0)
@@ -378,7 +382,12 @@ class Cluster(UsersView[KubeNode]):
                      "template": {"metadata": {"labels": {"app": name}}, "spec": {
                          "nodeSelector": {"kubernetes.io/hostname": node},
                          "terminationGracePeriodSeconds": 1,
-                         "containers": [{"name": "nginx", "image": NGINX}]}}}})
+                         # A request, as real workloads have: BestEffort Pods get
+                         # cpu.shares 2, and this one machine's control plane (a
+                         # separate machine in real clusters) then starves them for
+                         # seconds whenever it is busy, e.g. during a `helm upgrade`.
+                         "containers": [{"name": "nginx", "image": NGINX, "resources": {
+                             "requests": {"cpu": "100m"}}}]}}}})
         self.kubectl("rollout", "status", "-n", namespace, f"deployment/{name}",
                      "--timeout=120s")
 

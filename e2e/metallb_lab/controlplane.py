@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ipaddress
 import json
 import os
@@ -43,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from metallb_lab import cgroups
 from metallb_lab.netns import NETNS_DIR, Forwarder, run_in_ns
 from metallb_lab.pki import CertificateAuthority, CertPair, write_service_account_key
 
@@ -123,12 +123,6 @@ def default_advertise_address() -> str:
     return FALLBACK_ADVERTISE
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: children must not outlive a test run that was killed hard.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)
-
-
 @dataclass
 class ControlPlaneConfig:
     bind_address: str = "127.0.0.1"
@@ -146,6 +140,9 @@ class ControlPlaneConfig:
     # A real cluster's control plane (Node authorizer, ServiceAccount admission, kubelet
     # client certificate) instead of envtest's.
     for_nodes: bool = False
+    # A cgroup (created by the caller) for every process: the real-node lab's control
+    # plane competes for CPU as one machine, not as dozens of threads at the root.
+    cgroup: str | None = None
 
 
 @dataclass
@@ -350,10 +347,11 @@ class ControlPlane:
         run = list(argv)
         if self.config.netns:  # nsenter execs in place: the pid and PDEATHSIG stay ours
             run = ["nsenter", f"--net={NETNS_DIR}/{self.config.netns}", "--", *run]
+        preexec = cgroups.joining(self.config.cgroup)
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 run, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=preexec,
             )
         self._procs.append(_Proc(name, popen, log, list(argv)))
 

@@ -15,13 +15,10 @@ everything it started is one operation (see `metallb_lab.cgroups`).
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,22 +42,6 @@ KUBELET_SYSCTLS = {
 }
 PRIVATE_DIRS = ("/run", "/var/lib", "/var/log")
 CLUSTER_DNS = "198.19.0.10"
-
-
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def _preexec(procs_files: list[Path]) -> Callable[[], None]:
-    """Runs in the child before exec: join the node's daemon cgroup (paths computed by
-    the parent; little work after fork) and die with the thread that spawned it."""
-    def run() -> None:
-        pid = str(os.getpid())
-        for f in procs_files:
-            with open(f, "w") as out:
-                out.write(pid)
-        _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-    return run
 
 
 @dataclass
@@ -123,11 +104,11 @@ class KubeNode:
     def spawn(self, daemon: str, argv: Sequence[str]) -> None:
         """Start a daemon of this node. From the main thread only: the daemon gets
         SIGKILL when the spawning *thread* ends (PR_SET_PDEATHSIG)."""
-        files = [h / self.daemon_cgroup / "cgroup.procs" for h in cgroups.hierarchies()]
+        preexec = cgroups.joining(self.daemon_cgroup)
         with self.log_path(daemon).open("ab") as out:
             self.procs[daemon] = subprocess.Popen(
                 self.enter(argv), stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_preexec(files))
+                start_new_session=True, preexec_fn=preexec)
 
     def check_running(self) -> None:
         for daemon, proc in self.procs.items():
