@@ -54,6 +54,10 @@ BGP_VERSIONS = {PEER: (f"{GROUP}/v1beta2", f"{GROUP}/v1beta1"), BGPADV_KIND: (AP
                 BFD_PROFILE: (API_VERSION,), COMMUNITY: (API_VERSION,)}
 BGP_KINDS = frozenset(BGP_VERSIONS)
 STATUS_KINDS = frozenset({L2STATUS_KIND, "ServiceBGPStatus"})
+# Printed by validate and convert when BGPAdvertisements are present: the speakers read BGP
+# objects only in BGP mode, a deployment choice no manifest shows.
+BGP_MODE_NOTE = ("BGPAdvertisements are announced by speakers in BGP mode: install the chart "
+                 "with --set speaker.frr.enabled=true (FRR runs beside each speaker)")
 NAME_MAX = 253
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -411,7 +415,7 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
                           + ": each is validated on its own (the operator reads one)")
     summaries: dict[tuple[str, str], str] = {}
     unadvertised: dict[str, None] = {}
-    bgp_only: dict[str, None] = {}  # pools only BGPAdvertisements select
+    bgp_advertised: set[str] = set()  # pools BGPAdvertisements select (announced over BGP)
     for ns in namespaces or [""]:
         group = [d for d in selected if d.namespace in (ns, "")]
         pools = [d for d in group if d.kind == POOL_KIND]
@@ -438,7 +442,7 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
         report.err.extend(f"note: {n.kind}/{n.name}: {n.reason}: {n.message}"
                           for n in bgp.notes)
         summaries.update(_bgp_summaries(bgp))
-        bgp_only.update((n, None) for n in sorted(bgp.advertised_pools()) if n in unadvertised)
+        bgp_advertised.update(bgp.advertised_pools())
 
     if problems:
         for kind, name, reason, message in dict.fromkeys(problems):
@@ -451,16 +455,15 @@ def validate_documents(docs: Sequence[Document], schemas: Schemas | None = None,
         return report
     report.out.extend(summaries[k] for k in sorted(summaries, key=lambda k: (k[0] != POOL_KIND,
                                                                             k[1])))
-    if any(d.kind in (L2ADV_KIND, BGPADV_KIND) for d in selected):
+    with_bgp = any(d.kind == BGPADV_KIND for d in selected)
+    if with_bgp or any(d.kind == L2ADV_KIND for d in selected):
+        kinds = f"{L2ADV_KIND} or {BGPADV_KIND}" if with_bgp else L2ADV_KIND
         report.err.extend(
-            f"warning: {POOL_KIND}/{name}: no L2Advertisement selects it: its addresses "
+            f"warning: {POOL_KIND}/{name}: no {kinds} selects it: its addresses "
             f"would be assigned but not announced" for name in unadvertised
-            if name not in bgp_only)
-        # Valid, but the speaker does not speak BGP yet: say so rather than stay silent.
-        report.err.extend(
-            f"warning: {POOL_KIND}/{name}: only BGPAdvertisements select it, and metallb-py "
-            f"does not announce over BGP yet (issue 10): its addresses would be assigned but "
-            f"not announced" for name in bgp_only)
+            if name not in bgp_advertised)
+    if with_bgp:
+        report.err.append(f"note: {BGP_MODE_NOTE}")  # a note: never a failure
     return report
 
 
@@ -523,6 +526,7 @@ V012_HOLD_TIME = "90s"  # v0.12's default, which its converter writes out (FRR's
 class Conversion:
     manifests: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, nothing to fix
     errors: list[str] = field(default_factory=list)
     source: str = ""  # "ConfigMap NS/NAME" the pools came from
 
@@ -567,7 +571,7 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
     L2Advertisement per layer2 pool, and for BGP (as MetalLB's configmaptocrs): BGPPeers
     peer1..N, BFDProfiles, one Community `communities`, BGPAdvertisements
     bgpadvertisement1..N (one per bgp-advertisements entry, or one per bgp pool without
-    any). BGP pools are not announced yet (issue 10): a warning names each.
+    any). BGP pools are announced by speakers in BGP mode: a note says how it is turned on.
     The result is run through `validate_documents`; anything it refuses is an error."""
     what, where, config = _find_config(docs)
     conv = Conversion(source=what)
@@ -621,11 +625,6 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
                                            f"{at}: bgp-advertisements[{j}]", conv)
                 if bgp_adv is not None:
                     bgp_advs.append(bgp_adv)
-            conv.warnings.append(
-                f"{POOL_KIND}/{name}: protocol bgp is converted to BGPAdvertisements, but "
-                f"metallb-py does not announce over BGP yet (issue 10): its addresses are "
-                f"assigned but not announced (add an L2Advertisement to announce them over "
-                f"layer 2)")
     if conv.errors:
         return conv
     conv.manifests = pools + advs + bgp_objects + bgp_advs
@@ -636,9 +635,12 @@ def convert_configmap(docs: Sequence[Document], namespace: str = DEFAULT_NAMESPA
         conv.errors.extend(check.out + [e for e in check.err if not e.startswith("warning:")])
         conv.manifests = []
         return conv
+    if bgp_advs:
+        conv.notes.append(BGP_MODE_NOTE)
     # Whatever the reason, a pool nothing announces is never produced silently: its
     # addresses would be assigned to Services that nobody can reach.
-    advertised = build_config(pools, advs).advertised_pools()
+    advertised = build_config(pools, advs).advertised_pools() | {
+        p for adv in bgp_advs for p in adv["spec"].get("ipAddressPools", [])}
     for pool_manifest in pools:
         name = pool_manifest["metadata"]["name"]
         if name not in advertised and not any(w.startswith(f"{POOL_KIND}/{name}: ")
@@ -779,7 +781,8 @@ def dump_manifests(manifests: Iterable[Mapping[str, Any]], header: str = "") -> 
 
 def convert_report(docs: Sequence[Document], namespace: str) -> Report:
     conv = convert_configmap(docs, namespace)
-    report = Report(err=[f"warning: {w}" for w in conv.warnings])
+    report = Report(err=[f"warning: {w}" for w in conv.warnings]
+                    + [f"note: {n}" for n in conv.notes])
     if conv.errors:
         report.err.extend(f"error: {e}" for e in conv.errors)
         report.err.append(f"error: {conv.source} not converted")

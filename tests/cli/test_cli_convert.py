@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from metallb_operator.cli import (
+    BGP_MODE_NOTE,
     EXIT_INPUT,
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -181,9 +182,8 @@ CASES = [
          {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
           "metadata": {"name": "bgpadvertisement1", "namespace": "metallb-system"},
           "spec": {"aggregationLength": 32, "ipAddressPools": ["bgp-pool"]}}],
-        ["IPAddressPool/bgp-pool: protocol bgp is converted to BGPAdvertisements, but "
-         "metallb-py does not announce over BGP yet (issue 10)"],
-        id="bgp-converted-not-announced-yet"),
+        [],  # announced in BGP mode: no warning (a note says how it is turned on)
+        id="bgp-converted-announced-in-bgp-mode"),
     pytest.param(
         """\
         address-pools:
@@ -206,6 +206,9 @@ def test_conversion(config: str, manifests: list[dict[str, Any]], warnings: list
     assert len(conv.warnings) == len(warnings)
     for got, want in zip(conv.warnings, warnings, strict=True):
         assert want in got
+    # BGP objects are announced in BGP mode: a note says how it is turned on, only then
+    bgp = any(m["kind"] == "BGPAdvertisement" for m in manifests)
+    assert conv.notes == ([BGP_MODE_NOTE] if bgp else [])
     # The output is valid and what kubectl reads back is what we built.
     text = dump_manifests(conv.manifests, "header")
     assert list(yaml.safe_load_all(text)) == manifests

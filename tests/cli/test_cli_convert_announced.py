@@ -1,15 +1,18 @@
 """`metallbctl convert` never hands out a pool that no advertisement announces without
-saying so: every converted IPAddressPool is either named by a converted L2Advertisement
-or by a warning that names the pool; the converted output is also strictly valid against
-the CRD schemas (no field the apiserver would refuse)."""
+saying so: every converted IPAddressPool is named by a converted L2Advertisement (layer2
+pools) or BGPAdvertisement (bgp pools, announced in BGP mode), or else by a warning that
+names the pool; the converted output is also strictly valid against the CRD schemas (no
+field the apiserver would refuse)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from metallb_api.bgp import build_bgp_config
 from metallb_api.config import build_config
 from metallb_operator.cli import (
     EXIT_OK,
@@ -50,27 +53,35 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("config", "unannounced"), CONFIGS)
-def test_every_unannounced_pool_is_named_in_a_warning(config: str,
-                                                      unannounced: set[str]) -> None:
+def _kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+@pytest.mark.parametrize(("config", "over_bgp"), CONFIGS)
+def test_every_pool_is_announced_or_named_in_a_warning(config: str, over_bgp: set[str]) -> None:
     conv = convert_configmap(load_documents(configmap(config)))
     assert not conv.errors
-    pools = [m for m in conv.manifests if m["kind"] == "IPAddressPool"]
-    advs = [m for m in conv.manifests if m["kind"] == "L2Advertisement"]
-    announced = build_config(pools, advs).advertised_pools()
+    pools = _kind(conv.manifests, "IPAddressPool")
+    l2 = build_config(pools, _kind(conv.manifests, "L2Advertisement"))
+    bgp = build_bgp_config(l2, *(_kind(conv.manifests, k) for k in (
+        "BGPPeer", "BGPAdvertisement", "BFDProfile", "Community")))
     names = {p["metadata"]["name"] for p in pools}
-    assert names - announced == unannounced
-    for name in unannounced:
-        assert [w for w in conv.warnings if w.startswith(f"IPAddressPool/{name}: ")
-                and "not announced" in w], conv.warnings
-    # And the report a user sees carries the warning on stderr.
+    # bgp pools are announced by their BGPAdvertisements (BGP mode), the others over layer 2
+    assert bgp.advertised_pools() == over_bgp
+    assert names - l2.advertised_pools() == over_bgp
+    unannounced = names - l2.advertised_pools() - bgp.advertised_pools()
+    assert unannounced == set()
+    # a pool is named in a "not announced" warning exactly when nothing announces it
+    assert {w.split(":")[0].removeprefix("IPAddressPool/") for w in conv.warnings
+            if "not announced" in w} == unannounced, conv.warnings
+    # And the report a user sees: no warning, and with BGP pools how BGP mode is turned on.
     report = convert_report(load_documents(configmap(config)), "metallb-system")
-    for name in unannounced:
-        assert any(e.startswith(f"warning: IPAddressPool/{name}: ") for e in report.err)
+    assert not [e for e in report.err if e.startswith("warning:")], report.err
+    assert bool([e for e in report.err if "speaker.frr.enabled=true" in e]) == bool(over_bgp)
 
 
-@pytest.mark.parametrize(("config", "unannounced"), CONFIGS)
-def test_converted_objects_have_no_unknown_fields(config: str, unannounced: set[str]) -> None:
+@pytest.mark.parametrize(("config", "over_bgp"), CONFIGS)
+def test_converted_objects_have_no_unknown_fields(config: str, over_bgp: set[str]) -> None:
     conv = convert_configmap(load_documents(configmap(config)))
     report = validate_documents([Document("<converted>", i, m) for i, m in
                                  enumerate(conv.manifests, start=1)], SCHEMAS)

@@ -15,6 +15,7 @@ import yaml
 from metallb_api.bgp import build_bgp_config
 from metallb_api.config import build_config
 from metallb_operator.cli import (
+    BGP_MODE_NOTE,
     EXIT_OK,
     Document,
     convert_configmap,
@@ -122,9 +123,9 @@ def test_full_v012_bgp_configuration() -> None:
         "bgpadvertisement3": {"ipAddressPools": ["bgp-bare"]},  # a bgp pool without any
     }
     assert set(_by_kind(conv.manifests, "L2Advertisement")) == {"l2"}
-    # every bgp pool is named in a warning: BGP is not announced yet
-    assert sorted(w.split(":")[0] for w in conv.warnings) == [
-        "IPAddressPool/bgp-bare", "IPAddressPool/bgp-pool"]
+    # the bgp pools are announced in BGP mode: no warning, a note says how it is turned on
+    assert conv.warnings == []
+    assert conv.notes == [BGP_MODE_NOTE]
 
     # valid for the API server's schemas and for the model the operator runs
     docs = [Document("<converted>", i, m) for i, m in enumerate(conv.manifests, start=1)]
@@ -143,6 +144,8 @@ def test_full_v012_bgp_configuration() -> None:
 def test_report_counts_every_kind() -> None:
     report = convert_report(load_documents(configmap(FULL)), NS)
     assert report.code == EXIT_OK
+    assert [e for e in report.err if e.startswith(("warning:", "note:"))] == [
+        f"note: {BGP_MODE_NOTE}"]
     assert report.err[-1] == (
         "converted 3 IPAddressPool(s), 1 L2Advertisement(s), 2 BGPPeer(s), 1 BFDProfile(s), "
         "1 Community(s), 3 BGPAdvertisement(s) into namespace metallb-system")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from metallb_operator.cli import (
+    BGP_MODE_NOTE,
     EXIT_OK,
     EXIT_PROBLEMS,
     load_documents,
@@ -56,9 +57,11 @@ def test_valid_bgp_objects_are_summarised() -> None:
     assert "BGPPeer/legacy: AS 64512 to AS 64601 at 198.18.0.2" in out
     assert "BGPAdvertisement/adv: announces pool to router; communities 64512:1" in out
     assert "BFDProfile/fast: valid" in out
-    assert [e for e in err if "warning" in e] == [
-        "warning: IPAddressPool/pool: only BGPAdvertisements select it, and metallb-py does not "
-        "announce over BGP yet (issue 10): its addresses would be assigned but not announced"]
+    # the pool only a BGPAdvertisement selects is announced (in BGP mode): no warning, and
+    # a note says how BGP mode is turned on
+    assert [e for e in err if "warning" in e] == []
+    assert f"note: {BGP_MODE_NOTE}" in err
+    assert "speaker.frr.enabled=true" in BGP_MODE_NOTE
 
 
 @pytest.mark.parametrize(("docs", "expected"), [
@@ -91,13 +94,26 @@ def test_local_pref_towards_ebgp_is_a_note() -> None:
     assert any("BGPAdvertisement/adv: LocalPrefNotSentToEBGP" in e for e in err), err
 
 
-def test_a_pool_only_bgp_selects_is_warned_about_until_bgp_announces() -> None:
-    code, _, err = run(peer("router", ROUTER), doc("BGPAdvertisement", "adv", "{}"))
+@pytest.mark.parametrize(("docs", "warning"), [
+    pytest.param([peer("router", ROUTER), doc("BGPAdvertisement", "adv", "{}")], None,
+                 id="selected-by-bgp-only-is-announced"),
+    pytest.param([doc("BGPAdvertisement", "other",
+                      "{ipAddressPoolSelectors: [{matchLabels: {x: y}}]}")],
+                 "warning: IPAddressPool/pool: no L2Advertisement or BGPAdvertisement selects "
+                 "it: its addresses would be assigned but not announced",
+                 id="selected-by-nothing-is-warned"),
+])
+def test_a_pool_a_bgp_advertisement_selects_is_announced(docs: list[str],
+                                                         warning: str | None) -> None:
+    code, _, err = run(*docs)
+    assert code == EXIT_OK  # warnings and notes never fail
+    assert [e for e in err if e.startswith("warning:")] == ([warning] if warning else []), err
+    assert not [e for e in err if "issue 10" in e or "not announce over BGP" in e], err
+    # whenever BGPAdvertisements are given: how BGP mode is turned on, once
+    assert [e for e in err if "speaker.frr.enabled" in e] == [f"note: {BGP_MODE_NOTE}"], err
+
+
+def test_no_bgp_mode_note_without_bgp_advertisements() -> None:
+    code, _, err = run(peer("router", ROUTER), doc("L2Advertisement", "l2", "{}"))
     assert code == EXIT_OK
-    assert [e for e in err if e.startswith("warning: IPAddressPool/pool: only BGPAdvertisements "
-                                           "select it, and metallb-py does not announce over "
-                                           "BGP yet")], err
-    code, _, err = run(doc("BGPAdvertisement", "other",
-                           "{ipAddressPoolSelectors: [{matchLabels: {x: y}}]}"))
-    assert [e for e in err if e.startswith("warning: IPAddressPool/pool: no L2Advertisement "
-                                           "selects it")], err
+    assert not [e for e in err if "BGP mode" in e], err
