@@ -12,6 +12,9 @@ failover: a node's link goes down; time until the router's kernel route for the
   bfd-300x3   MetalLB's default profile  (goal p99 <= 1.2 s)
   hold-3s     holdTime 3s, no BFD        (report; MetalLB's default hold is 90 s)
   rejoin: link up again until the node is a next hop again (report).
+traffic: real speakers (process lab): a client behind the router requests every 10 ms
+  while a node's speaker gets SIGTERM (planned handoff, goal 0 failed requests) or its
+  link goes down; failed requests and the longest gap.
 bulk: 10,000 addresses pushed to both nodes' FRR the speaker's way (frr.diff of two
   rendered configurations, one `vtysh -f` batch each, metallb_speaker.frr.apply.Vtysh);
   time until the router's kernel has all of them (ECMP, both next hops) and, withdrawn,
@@ -19,6 +22,7 @@ bulk: 10,000 addresses pushed to both nodes' FRR the speaker's way (frr.diff of 
 
 Run: .venv/bin/python -m bench.bgp [--trials 10] [--modes bfd-100x3,...]
                                   [--prefixes 1000,10000] [--bulk-timeout 300]
+                                  [--traffic-trials 10] [--traffic-kinds SIGTERM,link-down]
 """
 
 from __future__ import annotations
@@ -28,13 +32,18 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import signal
 import sys
 import time
 from typing import Any
 
 from bench.common import summary, write
+from metallb_lab.bgp_netlab import BGPNetLab
 from metallb_lab.bgplab import NodeLan, frr_conf, namer, router_config, speaker_objects
 from metallb_lab.bird import BirdRouter
+from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
+from metallb_lab.kube import apply_crds
+from metallb_lab.prober import Outcome
 from metallb_lab.routerconf import BfdTimings
 from metallb_speaker.frr.apply import FRRUnavailable, Vtysh
 from metallb_speaker.frr.diff import diff
@@ -171,6 +180,58 @@ def bulk(net: NodeLan, prefixes: int, timeout: float) -> dict[str, Any]:
     return out
 
 
+def traffic(trials: int, kinds: list[str]) -> dict[str, Any]:
+    """A client behind the router requests the address every 10 ms (50 ms timeout, a new
+    connection each) while one node's speaker is stopped (SIGTERM: a rolling update;
+    FRR and nginx stay, as in a Pod being replaced) or its link goes down. With real
+    speakers, FRR and the operator on the process lab (metallb_lab.bgp_netlab)."""
+    out: dict[str, Any] = {}
+    with ControlPlane(ControlPlaneConfig()) as cp:
+        apply_crds(cp)
+        with BGPNetLab(cp, nodes=3) as b:
+            (vip,) = b.lab.service("bench")
+            for kind in kinds:
+                rows = []
+                for i in range(trials):
+                    node = b.lab.nodes[i % len(b.lab.nodes)]
+                    b.wait_next_hops(vip, b.lab.nodes, timeout=60)
+                    time.sleep(1.5)  # BFD at its negotiated intervals
+                    probe = b.lab.prober(vip, duration=5.0, interval=0.01, timeout=0.05,
+                                         ns=b.router.client_ns)
+                    time.sleep(1.5)
+                    t0 = time.monotonic()
+                    if kind == "SIGTERM":
+                        b.lab.stop_speaker(node, sig=signal.SIGTERM, timeout=20)
+                    else:
+                        b.set_link(node, up=False)
+                    b.wait_next_hops(vip, [n for n in b.lab.nodes if n is not node],
+                                     timeout=30)
+                    removed = time.monotonic() - t0
+                    seen = Outcome.parse(probe.communicate(timeout=60)[0])
+                    b.set_link(node, up=True)
+                    if node.speaker is None or node.speaker.poll() is not None:
+                        b.start_speaker(node)
+                    b.lab.wait_ready(timeout=60)
+                    b.router.wait_established(timeout=60)
+                    if seen.failures:
+                        print(f"  failures at t = {seen.failures[0][0]:.2f}.."
+                              f"{seen.failures[-1][0]:.2f} s (fault ~1.5 s into the run)",
+                              flush=True)
+                    rows.append({"node": node.name, "next_hop_removed_s": removed,
+                                 "failed_requests": seen.failed, "requests": seen.requests,
+                                 "outage_s": seen.outage_s})
+                    print(f"traffic {kind:9s} #{i + 1:2d}: {node.name} out of the route "
+                          f"after {removed * 1000:5.0f} ms, {seen.failed} of "
+                          f"{seen.requests} requests failed, longest gap "
+                          f"{seen.outage_s * 1000:4.0f} ms", flush=True)
+                out[kind] = {"trials": rows,
+                             "failed_requests_total": sum(r["failed_requests"] for r in rows),
+                             "outage_s": summary([r["outage_s"] for r in rows]),
+                             "next_hop_removed_s": summary([r["next_hop_removed_s"]
+                                                            for r in rows])}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10)
@@ -178,6 +239,8 @@ def main() -> int:
     ap.add_argument("--prefixes", default="1000,10000",
                     help="bulk runs, comma-separated counts ('' for none)")
     ap.add_argument("--bulk-timeout", type=float, default=300.0)
+    ap.add_argument("--traffic-trials", type=int, default=10, help="0: no traffic run")
+    ap.add_argument("--traffic-kinds", default="SIGTERM,link-down")
     a = ap.parse_args()
     modes = [m for m in a.modes.split(",") if m]
     results: dict[str, Any] = {"trials": a.trials, "failover": {}}
@@ -190,6 +253,9 @@ def main() -> int:
         for n in (int(x) for x in a.prefixes.split(",") if x):
             results["bulk"].append(bulk(net, n, a.bulk_timeout))
             write("bgp", results)
+    if a.traffic_trials:
+        results["traffic"] = traffic(a.traffic_trials,
+                                     [k for k in a.traffic_kinds.split(",") if k])
     results["wall_s"] = time.monotonic() - started
     print("\nmode        removed p50 ms  p99 ms  max ms  noticed p50/max ms  rejoin p50 s"
           "  goal p99")
@@ -199,6 +265,10 @@ def main() -> int:
         print(f"{mode:11s} {s['p50'] * 1000:14.0f} {s['p99'] * 1000:7.0f} "
               f"{s['max'] * 1000:7.0f} {d['p50'] * 1000:9.0f}/{d['max'] * 1000:<8.0f} "
               f"{j['p50']:12.1f}  {goal}")
+    for kind, r in (results.get("traffic") or {}).items():
+        print(f"traffic {kind:9s}: {r['failed_requests_total']} failed requests in "
+              f"{len(r['trials'])} trials, longest gap p50/max {r['outage_s']['p50'] * 1000:.0f}"
+              f"/{r['outage_s']['max'] * 1000:.0f} ms")
     write("bgp", results)
     return 0
 

@@ -64,7 +64,7 @@ def main() -> int:
             node = lab.nodes[0]
             step(f"{node.name}'s link goes down")
             t0 = time.monotonic()
-            ip("link", "set", "eth0", "down", ns=node.ns)
+            b.set_link(node, up=False)
             b.wait_next_hops(vip, lab.nodes[1:], timeout=10)
             print(f"the router dropped {node.name} as next hop after "
                   f"{time.monotonic() - t0:.2f} s (BFD 100 ms x 3)", flush=True)
@@ -72,7 +72,7 @@ def main() -> int:
                  ip("route", "show", vip, ns=router.ns).stdout)
             for _ in range(4):
                 show(["curl", f"http://{vip}/"], router.curl(vip) or "FAILED")
-            ip("link", "set", "eth0", "up", ns=node.ns)
+            b.set_link(node, up=True)
             step("done: tearing the lab down")
     return 0
 

@@ -109,6 +109,10 @@ class BGPNetLab:
         self.lab.start_speaker(node, f"--frr-socket-dir={self.frrs[node.name].socket_dir}",
                                "--frr-debounce=0.1")
 
+    def set_link(self, node: LabNode, up: bool) -> None:
+        """Link down / up (up: with the node's route to the client restored)."""
+        self.router.set_link(node.ns, up)
+
     def next_hop_nodes(self, vip: str) -> set[str]:
         return {self.hop(h) for h in self.router.next_hops(vip)}
 

@@ -214,7 +214,15 @@ class Router:
         for ns in namespaces:
             ip("route", "replace", f"{c4}0/24", "via", self.config.local4, ns=ns)
             ip("-6", "route", "replace", f"{c6}/64", "via", self.config.local6, ns=ns)
-            self._routes_back.append((ns, [f"{c4}0/24", f"{c6}/64"]))
+            if ns not in (n for n, _ in self._routes_back):
+                self._routes_back.append((ns, [f"{c4}0/24", f"{c6}/64"]))
+
+    def set_link(self, ns: str, up: bool, ifname: str = "eth0") -> None:
+        """A node's link down or up. The kernel deletes the routes through a link that
+        goes down: up again, the node gets its route back to the client here."""
+        ip("link", "set", ifname, "up" if up else "down", ns=ns)
+        if up and ns in (n for n, _ in self._routes_back):
+            self.route_back([ns])
 
     def teardown(self) -> None:
         with contextlib.suppress(Exception):

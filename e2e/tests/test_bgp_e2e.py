@@ -14,7 +14,6 @@ import pytest
 from metallb_lab.bgp_netlab import COMMUNITIES, NODE_ASN, BGPNetLab
 from metallb_lab.controlplane import ControlPlane
 from metallb_lab.kube import wait_for
-from metallb_lab.netns import ip
 
 pytestmark = pytest.mark.netns
 
@@ -30,7 +29,7 @@ def healthy(bgp: BGPNetLab) -> Iterator[BGPNetLab]:
     """Each test starts and leaves the lab with every node up and every session up."""
     yield bgp
     for node in bgp.lab.nodes:
-        ip("link", "set", "eth0", "up", ns=node.ns)
+        bgp.set_link(node, up=True)
         frr = bgp.frrs[node.name]
         if not frr.alive():
             frr.start()
@@ -85,7 +84,7 @@ def test_a_failed_node_stops_being_a_next_hop(healthy: BGPNetLab, failure: str) 
     others = b.lab.nodes[:2]
     t0 = time.monotonic()
     if failure == "link-down":
-        ip("link", "set", "eth0", "down", ns=victim.ns)
+        b.set_link(victim, up=False)
     else:
         b.frrs[victim.name].kill()
     b.wait_next_hops(vip, others, timeout=10)
@@ -95,10 +94,13 @@ def test_a_failed_node_stops_being_a_next_hop(healthy: BGPNetLab, failure: str) 
     # back: the node is a next hop again (after a killed FRR, the speaker pushes its
     # whole configuration to the new one)
     if failure == "link-down":
-        ip("link", "set", "eth0", "up", ns=victim.ns)
+        b.set_link(victim, up=True)
     else:
         b.frrs[victim.name].start()
     b.wait_next_hops(vip, b.lab.nodes, timeout=60)
+    # and serves again: the client's connections that hash to it are answered
+    served = {b.router.curl(vip) for _ in range(30)}
+    assert served == {f"served by {n.name}" for n in b.lab.nodes}, served
     b.lab.api.delete(f"/api/v1/namespaces/{b.lab.apps}/services/{name}")
 
 

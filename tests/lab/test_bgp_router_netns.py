@@ -101,15 +101,18 @@ def test_router_spreads_over_the_nodes_and_drops_a_failed_one(net: NodeLan, name
         # node-1's link goes down: BFD (100 ms x 3) takes it out of the route
         node1, node2 = net.nodes
         t0 = time.monotonic()
-        net.set_link(node1, False)
+        router.set_link(node1.ns, False)
         for vip in VIPS:
             router.wait_next_hops(vip, ["node-2"], key=hop, timeout=5)
         assert time.monotonic() - t0 < 2.0
         assert router.curl(VIPS[0]) == "served by node-2"
-        net.set_link(node1, True)
+        router.set_link(node1.ns, True)
         router.wait_established(timeout=30)
         for vip in VIPS:
             router.wait_next_hops(vip, both, key=hop, timeout=15)
+            # serving again: its route back to the client came back with the link
+            served = {router.curl(vip) for _ in range(24)}
+            assert served == {"served by node-1", "served by node-2"}, served
 
         # node-2's FRR is killed: its TCP sessions close, its next hop goes
         assert node2.frr is not None
