@@ -825,11 +825,37 @@ def _ingress(svc: Mapping[str, Any]) -> list[str]:
             if isinstance(i, Mapping) and (i.get("ip") or i.get("hostname"))]
 
 
+def _announcements(statuses: Iterable[Mapping[str, Any]]
+                   ) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
+    """(service namespace, name) -> node -> peers, from ServiceL2Statuses or
+    ServiceBGPStatuses (incomplete ones skipped)."""
+    out: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    for st in statuses:
+        s = st.get("status") or {}
+        if isinstance(s, Mapping) and s.get("node") and s.get("serviceName"):
+            key = (str(s.get("serviceNamespace") or ""), str(s["serviceName"]))
+            peers = s.get("peers")
+            out.setdefault(key, {})[str(s["node"])] = tuple(
+                sorted(str(p) for p in peers)) if isinstance(peers, list) else ()
+    return out
+
+
+def _bgp_cell(nodes: Mapping[str, tuple[str, ...]]) -> str:
+    """`bgp: node-1,node-2 -> router-v4`: nodes grouped by the peers they announce to."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for node, peers in sorted(nodes.items()):
+        groups.setdefault(peers, []).append(node)
+    parts = [",".join(names) + (f" -> {','.join(peers)}" if peers else "")
+             for peers, names in sorted(groups.items(), key=lambda g: g[1])]
+    return "bgp: " + "; ".join(parts)
+
+
 def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping[str, Any]],
-                  statuses: Sequence[Mapping[str, Any]], *, namespace: str | None = None
-                  ) -> str:
+                  statuses: Sequence[Mapping[str, Any]], *, namespace: str | None = None,
+                  bgp_statuses: Sequence[Mapping[str, Any]] = ()) -> str:
     """The `metallbctl status` text from plain API objects (camelCase JSON as dicts):
-    IPAddressPools of the namespace, LoadBalancer Services, ServiceL2Statuses."""
+    IPAddressPools of the namespace, LoadBalancer Services, ServiceL2Statuses and
+    ServiceBGPStatuses."""
     lines: list[str] = []
     warnings: list[str] = []
     in_ns = f" in namespace {namespace}" if namespace else ""
@@ -865,12 +891,8 @@ def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping
         warnings.append(f"{POOL_KIND}/{', '.join(no_status)}: no status yet: is the "
                         f"metallb-py operator running{in_ns}?")
 
-    announcers: dict[tuple[str, str], set[str]] = {}
-    for st in statuses:
-        s = st.get("status") or {}
-        if isinstance(s, Mapping) and s.get("node") and s.get("serviceName"):
-            key = (str(s.get("serviceNamespace") or ""), str(s["serviceName"]))
-            announcers.setdefault(key, set()).add(str(s["node"]))
+    l2 = _announcements(statuses)
+    bgp = _announcements(bgp_statuses)
     rows = []
     for svc in sorted(services, key=_name):
         ns, name = _name(svc)
@@ -879,7 +901,7 @@ def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping
             f"{ns}/{name}",
             ",".join(_ingress(svc)) or "<pending>",
             str(annotations.get(ALLOCATED_FROM_POOL) or "-"),
-            ",".join(sorted(announcers.get((ns, name), ()))) or "-",
+            _announced_by(l2.get((ns, name), {}), bgp.get((ns, name), {})),
         ])
     lines.append("")
     if rows:
@@ -889,6 +911,14 @@ def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping
     if warnings:
         lines += ["", "WARNINGS:"] + [f"  {w}" for w in warnings]
     return "\n".join(lines)
+
+
+def _announced_by(l2: Mapping[str, tuple[str, ...]], bgp: Mapping[str, tuple[str, ...]]) -> str:
+    """Layer 2's nodes as before (`node-a`); with BGP as well, each mode named."""
+    l2_nodes = ",".join(sorted(l2))
+    if not bgp:
+        return l2_nodes or "-"
+    return "; ".join(([f"l2: {l2_nodes}"] if l2_nodes else []) + [_bgp_cell(bgp)])
 
 
 def default_kubeconfig() -> str:
@@ -912,16 +942,27 @@ def status_connection(kubeconfig: str | None, context: str | None = None) -> Con
         raise InputError(f"kubeconfig: {exc}") from None
 
 
+Objects = list[dict[str, Any]]
+
+
 async def fetch_status(client: KubeClient, namespace: str
-                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+                       ) -> tuple[Objects, Objects, Objects, Objects]:
     """(IPAddressPools in `namespace`, LoadBalancer Services in every namespace,
-    ServiceL2Statuses in `namespace`) as plain JSON dicts."""
+    ServiceL2Statuses and ServiceBGPStatuses in `namespace`) as plain JSON dicts."""
+    from metallb_kube.client import ApiError
+
     base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}"
     pools, _ = await client.list_all(f"{base}/ipaddresspools")
     statuses, _ = await client.list_all(f"{base}/servicel2statuses")
+    try:
+        bgp_statuses, _ = await client.list_all(f"{base}/servicebgpstatuses")
+    except ApiError as exc:
+        if not exc.not_found:
+            raise
+        bgp_statuses = []  # CRDs from before BGP mode: layer 2 only
     services, _ = await client.list_all("/api/v1/services")
-    return pools, [s for s in services
-                   if (s.get("spec") or {}).get("type") == "LoadBalancer"], statuses
+    lbs = [s for s in services if (s.get("spec") or {}).get("type") == "LoadBalancer"]
+    return pools, lbs, statuses, bgp_statuses
 
 
 def _api_error(exc: ApiError) -> str:
@@ -937,16 +978,16 @@ def status_report(kubeconfig: str | None, context: str | None, namespace: str) -
 
     conn = status_connection(kubeconfig, context)
 
-    async def fetch() -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                               list[dict[str, Any]]]:
+    async def fetch() -> tuple[Objects, Objects, Objects, Objects]:
         async with KubeClient(conn, limit=4, user_agent="metallbctl") as client:
             return await fetch_status(client, namespace)
 
     try:
-        pools, services, statuses = asyncio.run(fetch())
+        pools, services, statuses, bgp_statuses = asyncio.run(fetch())
     except ApiError as exc:
         return Report(err=[f"error: {_api_error(exc)}"], code=EXIT_PROBLEMS)
-    return Report(out=[render_status(pools, services, statuses, namespace=namespace)])
+    return Report(out=[render_status(pools, services, statuses, namespace=namespace,
+                                     bgp_statuses=bgp_statuses)])
 
 
 # -- main ----------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from metallb_api import API_VERSION
+from metallb_api.bgp import BGPConfig, build_bgp_config
 from metallb_api.conditions import ConditionSpec, merge_conditions, now_rfc3339
-from metallb_api.config import Problem, build_config
+from metallb_api.config import Config, Problem, build_config
 from metallb_api.service import ServiceView, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
@@ -43,6 +44,12 @@ from metallb_operator.workqueue import WorkQueue
 log = logging.getLogger("metallb.controller")
 POOLS = "ipaddresspools"
 L2ADVS = "l2advertisements"
+# BGP mode's objects that decide which pools BGPAdvertisements announce (the pools'
+# Advertised condition). Not BGPPeers/BFDProfiles: their only effect on that is an echo-mode
+# BFD profile refusing an advertisement of IPv6 pools, and BGPPeers may carry passwords.
+BGPADVS = "bgpadvertisements"
+COMMUNITIES = "communities"
+BGP_KINDS = (BGPADVS, COMMUNITIES)
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -82,6 +89,9 @@ class Controller:
         self.allocator = Allocator()
         self.pools: dict[str, Mapping[str, Any]] = {}
         self.l2advs: dict[str, Mapping[str, Any]] = {}
+        self.bgp_objs: dict[str, dict[str, Mapping[str, Any]]] = {k: {} for k in BGP_KINDS}
+        self.bgp: BGPConfig = build_bgp_config(self.allocator.config)
+        self._bgp_served: dict[str, bool] = {}
         self.services: dict[str, ServiceView] = {}
         self.queue = WorkQueue()
         self.synced = asyncio.Event()
@@ -129,14 +139,16 @@ class Controller:
         log.info("configuration listed again", extra={"event": "resynced",
                                                       "count": len(self.pools)})
 
-    def _replace_configuration(self, pools: list[Any], advs: list[Any]) -> None:
+    def _replace_configuration(self, pools: list[Any], advs: list[Any],
+                               bgp: dict[str, list[Any]]) -> None:
         fresh = {_name(p): p for p in pools}
         for gone in self.pools.keys() - fresh.keys():
             self.metrics.forget_pool(gone)
         self.pools = fresh
         self.l2advs = {_name(a): a for a in advs}
+        self.bgp_objs = {k: {_name(o): o for o in bgp.get(k, [])} for k in BGP_KINDS}
 
-    async def _list_configuration(self) -> tuple[list[Any], list[Any]]:
+    async def _list_configuration(self) -> tuple[list[Any], list[Any], dict[str, list[Any]]]:
         """Pools and advertisements; waits, quietly, while their CRDs are not served
         (installed after us, or being replaced) or the API is away."""
         backoff = Backoff(0.5, 2.0)
@@ -159,7 +171,35 @@ class Controller:
             self.metrics.crds_missing.set(0)
             if waiting:
                 log.info("configuration available", extra={"event": "crdFound"})
-            return pools, advs
+            try:
+                bgp = {k: await self._list_bgp(k) for k in BGP_KINDS}
+            except ApiError as exc:
+                log.warning("cannot list the BGP configuration", extra={
+                    "event": "apiError", "reason": str(exc)})
+                await asyncio.sleep(backoff.next())
+                continue
+            return pools, advs, bgp
+
+    async def _list_bgp(self, plural: str) -> list[Any]:
+        """BGP mode's kinds are optional: CRDs from before BGP mode lack them and layer 2
+        works on (an empty list, said once; kopf does not watch a kind it did not find
+        at its start, so CRDs added later count from kopf's next start)."""
+        try:
+            objs, _ = await self.client.list_all(f"{self._crd_path}/{plural}")
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            if self._bgp_served.get(plural, True):
+                log.warning("BGP kind not served: only L2Advertisements make pools "
+                            "Advertised", extra={
+                                "event": "bgpCrdMissing", "reason": f"{plural}.{API_VERSION} "
+                                "is not installed (CRDs older than BGP mode?)"})
+            self._bgp_served[plural] = False
+            return []
+        if self._bgp_served.get(plural) is False:
+            log.info("BGP kind served", extra={"event": "bgpCrdFound", "reason": plural})
+        self._bgp_served[plural] = True
+        return objs
 
     def _restore(self, services: list[Mapping[str, Any]]) -> None:
         """Replay every Service in restore order: already-assigned ones first, so the
@@ -253,6 +293,23 @@ class Controller:
                 return
         self._rebuild_config()
 
+    def on_bgp_event(self, plural: str, kind: str | None, obj: Mapping[str, Any]) -> None:
+        """A BGPAdvertisement or Community: which pools are announced over BGP."""
+        if _ns(obj) != self.settings.namespace:
+            return
+        objs = self.bgp_objs[plural]
+        name = _name(obj)
+        if kind == "DELETED":
+            if objs.pop(name, None) is None:
+                return
+        else:
+            old = objs.get(name)
+            objs[name] = obj
+            if old is not None and old.get("spec") == obj.get("spec"):
+                return
+        self._rebuild_bgp(self.allocator.config)
+        self._dirty |= {(POOLS, n) for n in self.pools}
+
     def on_namespace_event(self, kind: str | None, obj: Mapping[str, Any]) -> None:
         labels = None if kind == "DELETED" else ((obj.get("metadata") or {}).get("labels") or {})
         for key in self.allocator.set_namespace_labels(_name(obj), labels):
@@ -279,7 +336,14 @@ class Controller:
                     "event": "configProblem", "pool": problem.name, "reason": problem.reason,
                     "error": problem.message})
         self._problems_reported &= set(config.problems)
+        self._rebuild_bgp(config)
         self._mark_all_dirty()
+
+    def _rebuild_bgp(self, config: Config) -> None:
+        # Only the pools its accepted advertisements select are used (Advertised).
+        self.bgp = build_bgp_config(
+            config, advertisements=self.bgp_objs[BGPADVS].values(),
+            communities=self.bgp_objs[COMMUNITIES].values())
 
     def _retry_failed(self) -> None:
         for key in list(self._failed):
@@ -484,7 +548,7 @@ class Controller:
                     moved_msg = (f"generation {generation} moved {len(moved[1])} Service(s): "
                                  + ", ".join(moved[1][:10]))
                 base: dict[str, Any] = pool_status(usage)
-                wanted = pool_conditions(config, name, moved_msg)
+                wanted = pool_conditions(config, name, moved_msg, bgp=self.bgp)
             else:
                 base = {}
                 wanted = l2adv_conditions(config, name)

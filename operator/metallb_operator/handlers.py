@@ -2,10 +2,10 @@
 
 Raw `on.event` handlers, not create/update handlers: they write nothing back (no
 last-handled-configuration annotations, no finalizers). kopf watches the low-volume
-kinds (pools, advertisements, namespaces); Services, which can number 10k+, come from
-`metallb_kube.informer` (see docs/client-choice.md). The start-up sync runs before
-kopf starts; `on.startup` (completed before any of kopf's watches start) lists the
-configuration again when kopf is restarted.
+kinds (pools, L2 and BGP advertisements, Communities, namespaces); Services, which can
+number 10k+, come from `metallb_kube.informer` (see docs/client-choice.md). The start-up
+sync runs before kopf starts; `on.startup` (completed before any of kopf's watches start)
+lists the configuration again when kopf is restarted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import kopf
 
 from metallb_kube.credentials import Authenticator
 from metallb_kube.kubeconfig import Connection
-from metallb_operator.controller import Controller
+from metallb_operator.controller import BGPADVS, COMMUNITIES, Controller
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,16 @@ def build_registry(controller: Controller, conn: Connection) -> kopf.OperatorReg
     @kopf.on.event("metallb.io", "v1beta1", "l2advertisements", registry=registry)
     async def l2adv(event: kopf.RawEvent, **_: Any) -> None:
         controller.on_l2adv_event(event.get("type"), event["object"])
+
+    # BGP mode's kinds (pools' Advertised condition). CRDs without them (older than BGP
+    # mode): kopf warns once at its start and serves the other kinds.
+    @kopf.on.event("metallb.io", "v1beta1", BGPADVS, registry=registry)
+    async def bgpadv(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_bgp_event(BGPADVS, event.get("type"), event["object"])
+
+    @kopf.on.event("metallb.io", "v1beta1", COMMUNITIES, registry=registry)
+    async def community(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_bgp_event(COMMUNITIES, event.get("type"), event["object"])
 
     @kopf.on.event("v1", "namespaces", registry=registry)
     async def namespace(event: kopf.RawEvent, **_: Any) -> None:

@@ -1,11 +1,13 @@
 """Status of IPAddressPools and L2Advertisements: counters and standard conditions,
-computed purely from the config model and the allocator's usage."""
+computed purely from the config models (layer 2's and BGP mode's) and the allocator's
+usage."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from metallb_api.addresses import Family
+from metallb_api.bgp import BGPConfig
 from metallb_api.conditions import ConditionSpec
 from metallb_api.config import Config
 from metallb_operator.allocator import PoolUsage
@@ -13,7 +15,11 @@ from metallb_operator.allocator import PoolUsage
 INT64_MAX = 2**63 - 1
 
 
-def pool_conditions(config: Config, name: str, moved: str | None = None) -> list[ConditionSpec]:
+def pool_conditions(config: Config, name: str, moved: str | None = None,
+                    bgp: BGPConfig | None = None) -> list[ConditionSpec]:
+    """`bgp`: BGP mode's model built on `config` (None: no BGP objects). A pool is
+    advertised when an accepted L2Advertisement or BGPAdvertisement selects it: which
+    mode the speakers run is a deployment choice the objects do not show."""
     problems = config.problems_for("IPAddressPool", name)
     if problems:
         ready = ConditionSpec("Ready", False, problems[0].reason,
@@ -22,15 +28,20 @@ def pool_conditions(config: Config, name: str, moved: str | None = None) -> list
         pool = config.pools[name]
         ready = ConditionSpec("Ready", True, "Accepted",
                               f"{len(pool.ranges)} address range(s) accepted")
-    if name in config.advertised_pools():
-        advs = sorted(a.name for a in config.l2advertisements.values() if name in a.pools)
-        advertised = ConditionSpec("Advertised", True, "L2AdvertisementSelectsPool",
-                                   "announced by L2Advertisement " + ", ".join(advs))
+    l2 = sorted(a.name for a in config.l2advertisements.values() if name in a.pools)
+    bgp_advs = sorted(a.name for a in (bgp.advertisements.values() if bgp else ())
+                      if name in a.pools)
+    by = [f"{kind} {', '.join(names)}" for kind, names in
+          (("L2Advertisement", l2), ("BGPAdvertisement", bgp_advs)) if names]
+    if by:
+        # The layer-2 reason stays whenever layer 2 selects the pool (it did before BGP).
+        reason = "L2AdvertisementSelectsPool" if l2 else "BGPAdvertisementSelectsPool"
+        advertised = ConditionSpec("Advertised", True, reason, "announced by " + "; ".join(by))
     else:
         advertised = ConditionSpec(
             "Advertised", False, "NoL2Advertisement",
-            "no L2Advertisement selects this pool: its addresses are assigned but not "
-            "announced, so they are unreachable")
+            "no L2Advertisement or BGPAdvertisement selects this pool: its addresses are "
+            "assigned but not announced, so they are unreachable")
     stable = ConditionSpec("AssignmentsStable", moved is None,
                            "ServicesMoved" if moved else "NoServicesMoved",
                            moved or "no assigned Service had to move")

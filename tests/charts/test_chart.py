@@ -131,6 +131,7 @@ OPERATOR_CLUSTER = expand(
     ("", "namespaces", READ, ""),
     ("", "events", "create patch", ""),
     ("metallb.io", CONFIG, READ, ""),
+    ("metallb.io", ("bgpadvertisements", "communities"), READ, ""),  # pools' Advertised
 )
 OPERATOR_NAMESPACE = expand(
     ("metallb.io", ("ipaddresspools/status", "l2advertisements/status"), "get patch update", ""),

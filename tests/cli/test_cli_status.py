@@ -8,14 +8,15 @@ Tiers are per test (as in tests/charts): the renderer is pure, the rest needs th
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from metallb_lab.controlplane import ControlPlane
-from metallb_lab.kube import create_namespace, wait_for
+from metallb_lab.controlplane import ControlPlane, ControlPlaneConfig
+from metallb_lab.kube import CRD_DIR, apply_crds, create_namespace, wait_for
 from metallb_lab.operator import OperatorProcess
 from metallb_operator.cli import EXIT_INPUT, EXIT_OK, EXIT_PROBLEMS, main, render_status
 
@@ -57,6 +58,12 @@ def l2status(ns: str, name: str, node: str) -> dict[str, Any]:
     return {"metadata": {"name": f"{name}-{node}"},
             "status": {"node": node, "serviceName": name, "serviceNamespace": ns,
                        "interfaces": [{"name": "eth0"}]}}
+
+
+def bgpstatus(ns: str, name: str, node: str, peers: list[str]) -> dict[str, Any]:
+    return {"metadata": {"name": f"bgp-{name}-{node}"},
+            "status": {"node": node, "serviceName": name, "serviceNamespace": ns,
+                       "peers": peers}}
 
 
 # -- render_status (pure) ---------------------------------------------------------------------
@@ -126,6 +133,32 @@ def test_render_cases(pools: list[dict[str, Any]], services: list[dict[str, Any]
                       statuses: list[dict[str, Any]], expected: list[str]) -> None:
     assert render_status(pools, services, statuses,
                          namespace="metallb-system").splitlines() == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("l2", "bgp", "announced_by"), [
+    pytest.param([], [bgpstatus("a", "s", "node-2", ["router-v4"]),
+                      bgpstatus("a", "s", "node-1", ["router-v4"])],
+                 "bgp: node-1,node-2 -> router-v4", id="bgp"),
+    pytest.param([], [bgpstatus("a", "s", "node-1", ["r6", "r4"]),
+                      bgpstatus("a", "s", "node-2", ["r4"]),
+                      bgpstatus("a", "s", "node-3", ["r4", "r6"])],
+                 "bgp: node-1,node-3 -> r4,r6; node-2 -> r4", id="bgp-peers-differ-by-node"),
+    pytest.param([l2status("a", "s", "node-a")], [bgpstatus("a", "s", "node-1", ["r"])],
+                 "l2: node-a; bgp: node-1 -> r", id="both-modes"),
+    pytest.param([l2status("a", "s", "node-b"), l2status("a", "s", "node-a")], [],
+                 "node-a,node-b", id="l2-unchanged"),
+    pytest.param([], [bgpstatus("a", "s", "node-1", [])], "bgp: node-1", id="bgp-no-peers"),
+    pytest.param([], [bgpstatus("other", "s", "node-1", ["r"]), {"metadata": {"name": "x"}},
+                      {"status": {"node": "n", "serviceNamespace": "a"}}],
+                 "-", id="bgp-foreign-or-incomplete"),
+])
+def test_render_announced_by_bgp(l2: list[dict[str, Any]], bgp: list[dict[str, Any]],
+                                 announced_by: str) -> None:
+    text = render_status([], [service("a", "s", ["10.0.0.1"], "p")], l2, bgp_statuses=bgp)
+    header, line = text.splitlines()[2:4]
+    assert header.split()[-2:] == ["ANNOUNCED", "BY"]
+    assert line[header.index("ANNOUNCED BY"):] == announced_by
 
 
 @pytest.mark.unit
@@ -285,5 +318,74 @@ def test_status_of_a_running_operator(
     assert row(out, "lab") == ["lab", "198.18.201.8/29", "1", "7", "True/Accepted"]
     assert row(out, f"{apps}/shop") == [f"{apps}/shop", "198.18.201.8", "lab", "-"]
     assert ("  IPAddressPool/lab: Advertised=False NoL2Advertisement: no L2Advertisement "
-            "selects this pool: its addresses are assigned but not announced, so they are "
-            "unreachable") in out.splitlines()
+            "or BGPAdvertisement selects this pool: its addresses are assigned but not "
+            "announced, so they are unreachable") in out.splitlines()
+
+
+def write_status_object(cp: ControlPlane, ns: str, kind: str, name: str,
+                        status: dict[str, Any]) -> None:
+    kubectl_json(cp, "apply", "-n", ns, body={
+        "apiVersion": "metallb.io/v1beta1", "kind": kind, "metadata": {"name": name},
+        "spec": {}})
+    patch_status(cp, ns, f"{kind.lower()}es.metallb.io", name, status)
+
+
+def lb_service(cp: ControlPlane, ns: str, name: str, ip: str) -> None:
+    kubectl_json(cp, "apply", "-n", ns, body={
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name},
+                 "ports": [{"port": 80, "protocol": "TCP"}]}})
+    patch_status(cp, ns, "service", name, {"loadBalancer": {"ingress": [{"ip": ip}]}})
+
+
+def announced_by(out: str, service_key: str) -> str:
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("SERVICE "))
+    [line] = [line for line in lines if line.split()[:1] == [service_key]]
+    return line[header.index("ANNOUNCED BY"):]
+
+
+@pytest.mark.cluster
+def test_status_shows_bgp_announcers(
+    control_plane: ControlPlane, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ServiceBGPStatuses as the speakers write them: nodes and the peers they announce to."""
+    cp, ns = control_plane, namespace
+    apps = create_namespace(cp, "apps")
+    lb_service(cp, apps, "bgp-web", "198.18.92.1")
+    lb_service(cp, apps, "both", "198.18.92.2")
+    for node in ("node-2", "node-1"):
+        write_status_object(cp, ns, "ServiceBGPStatus", f"bgp-{node}", {
+            "node": node, "serviceName": "bgp-web", "serviceNamespace": apps,
+            "peers": ["router-v4"]})
+    write_status_object(cp, ns, "ServiceBGPStatus", "both-bgp", {
+        "node": "node-3", "serviceName": "both", "serviceNamespace": apps,
+        "peers": ["router-v6", "router-v4"]})
+    write_status_object(cp, ns, "ServiceL2Status", "both-l2", {
+        "node": "node-a", "serviceName": "both", "serviceNamespace": apps,
+        "interfaces": [{"name": "eth0"}]})
+
+    out = run_status(cp, ns, capsys)
+    assert announced_by(out, f"{apps}/bgp-web") == "bgp: node-1,node-2 -> router-v4"
+    assert announced_by(out, f"{apps}/both") == "l2: node-a; bgp: node-3 -> router-v4,router-v6"
+
+
+@pytest.mark.cluster
+def test_status_with_crds_from_before_bgp_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ServiceBGPStatus served (CRDs older than BGP mode): layer 2 is shown as before."""
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    for name in ("metallb.io_ipaddresspools.yaml", "metallb.io_l2advertisements.yaml",
+                 "metallb.io_servicel2statuses.yaml"):
+        shutil.copy(CRD_DIR / name, crds / name)
+    with ControlPlane(ControlPlaneConfig()) as cp:
+        apply_crds(cp, crds)
+        ns, apps = create_namespace(cp, "pools"), create_namespace(cp, "apps")
+        lb_service(cp, apps, "web", "198.18.93.1")
+        write_status_object(cp, ns, "ServiceL2Status", "web-l2", {
+            "node": "node-a", "serviceName": "web", "serviceNamespace": apps,
+            "interfaces": [{"name": "eth0"}]})
+        out = run_status(cp, ns, capsys)
+    assert announced_by(out, f"{apps}/web") == "node-a"

@@ -8,6 +8,7 @@ import pytest
 from tests.operator.builders import allocator, config, ensure, l2adv, pool, service, ts
 
 from metallb_api.addresses import Family
+from metallb_api.bgp import build_bgp_config
 from metallb_api.conditions import ConditionSpec
 from metallb_operator.allocator import PoolUsage
 from metallb_operator.status import INT64_MAX, l2adv_conditions, pool_conditions, pool_status
@@ -40,6 +41,67 @@ def test_pool_conditions_not_advertised() -> None:
     adv = by_type(pool_conditions(cfg, "a"))["Advertised"]
     assert (adv.status, adv.reason) == (False, "NoL2Advertisement")
     assert "unreachable" in adv.message
+
+
+def bgpadv(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+            "metadata": {"name": name, "namespace": "metallb-system"}, "spec": spec}
+
+
+def community(name: str, **aliases: str) -> dict[str, Any]:
+    return {"apiVersion": "metallb.io/v1beta1", "kind": "Community",
+            "metadata": {"name": name, "namespace": "metallb-system"},
+            "spec": {"communities": [{"name": k, "value": v} for k, v in aliases.items()]}}
+
+
+NOT_ANNOUNCED = ("no L2Advertisement or BGPAdvertisement selects this pool: its addresses "
+                 "are assigned but not announced, so they are unreachable")
+
+
+@pytest.mark.parametrize(
+    ("l2advs", "bgpadvs", "communities", "expected"),
+    [
+        pytest.param([], [bgpadv("b", ipAddressPools=["a"])], [],
+                     (True, "BGPAdvertisementSelectsPool", "announced by BGPAdvertisement b"),
+                     id="bgp-by-name"),
+        pytest.param([], [bgpadv("all")], [],
+                     (True, "BGPAdvertisementSelectsPool", "announced by BGPAdvertisement all"),
+                     id="bgp-no-pools-means-all"),
+        pytest.param([], [bgpadv("sel", ipAddressPoolSelectors=[
+                         {"matchLabels": {"mode": "bgp"}}])], [],
+                     (True, "BGPAdvertisementSelectsPool", "announced by BGPAdvertisement sel"),
+                     id="bgp-by-selector"),
+        pytest.param([], [bgpadv("other", ipAddressPools=["b"]),
+                          bgpadv("sel", ipAddressPoolSelectors=[
+                              {"matchLabels": {"mode": "l2"}}])], [],
+                     (False, "NoL2Advertisement", NOT_ANNOUNCED),
+                     id="bgp-selects-other-pools"),
+        pytest.param([l2adv("l", ["a"])], [bgpadv("y", ipAddressPools=["a"]), bgpadv("x")], [],
+                     (True, "L2AdvertisementSelectsPool",
+                      "announced by L2Advertisement l; BGPAdvertisement x, y"),
+                     id="both-modes"),
+        pytest.param([l2adv("l", ["b"])], [], [],
+                     (False, "NoL2Advertisement", NOT_ANNOUNCED), id="nothing"),
+        # A refused BGPAdvertisement announces nothing (the speakers leave it out too).
+        pytest.param([], [bgpadv("short", aggregationLength=16)], [],
+                     (False, "NoL2Advertisement", NOT_ANNOUNCED), id="bgp-refused"),
+        pytest.param([], [bgpadv("c", communities=["no-export"])], [],
+                     (False, "NoL2Advertisement", NOT_ANNOUNCED), id="bgp-unknown-alias"),
+        pytest.param([], [bgpadv("c", communities=["no-export"])],
+                     [community("aliases", **{"no-export": "65535:65281"})],
+                     (True, "BGPAdvertisementSelectsPool", "announced by BGPAdvertisement c"),
+                     id="bgp-alias-from-community"),
+    ],
+)
+def test_pool_advertised_by_l2_or_bgp(l2advs: list[dict[str, Any]],
+                                      bgpadvs: list[dict[str, Any]],
+                                      communities: list[dict[str, Any]],
+                                      expected: tuple[bool, str, str]) -> None:
+    cfg = config(pool("a", "10.0.0.0/24", labels={"mode": "bgp"}),
+                 pool("b", "10.0.1.0/24", labels={"mode": "l2"}), advs=l2advs)
+    bgp = build_bgp_config(cfg, advertisements=bgpadvs, communities=communities)
+    adv = by_type(pool_conditions(cfg, "a", bgp=bgp))["Advertised"]
+    assert (adv.status, adv.reason, adv.message) == expected
 
 
 @pytest.mark.parametrize(
