@@ -82,14 +82,15 @@ async def start_bgp(s: SpeakerSettings, client: KubeClient, recorder: EventRecor
                     controller: SpeakerController, metrics: SpeakerMetrics,
                     health: Health) -> BGPController | None:
     """BGP mode, when FRR's socket directory is given: FRR driven from the BGP
-    objects; ready only while FRR answers."""
+    objects; ready only while FRR answers (and, after a start, once the sessions are
+    up and the updates sent)."""
     if not s.frr_socket_dir:
         return None
     applier = FRRApplier(Vtysh(s.frr_socket_dir), s.frr)
     bgp = BGPController(s, client, recorder, controller, applier)
     metrics.registry.register(BGPCollector(lambda: applier))
     metrics.bgp_announced_source = bgp.announced
-    health.ready["frr"] = applier.problem
+    health.ready["frr"] = applier.ready_problem
     await bgp.start()
     log.info("BGP mode on", extra={"event": "bgpStarted", "reason": s.frr_socket_dir})
     return bgp

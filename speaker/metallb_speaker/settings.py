@@ -94,6 +94,9 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
     p.add_argument("--frr-withdraw-timeout", type=float,
                    default=ApplySettings.withdraw_timeout,
                    help="on SIGTERM, how long to wait for FRR to send the withdrawals")
+    p.add_argument("--bgp-ready-grace", type=float, default=ApplySettings.ready_grace,
+                   help="after a start, Ready only once every BGP session is established "
+                        "and its updates sent, or after this many seconds")
     a = p.parse_args(argv)
     if not a.node_name:
         p.error("--node-name (or METALLB_NODE_NAME) is required")
@@ -108,5 +111,6 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
         log_level=a.log_level, membership=MembershipConfig(hold_down=a.hold_down),
         conflict_mode=a.on_conflict, kube_proxy_healthz_port=a.kube_proxy_healthz_port,
         frr_socket_dir=a.frr_socket_dir,
-        frr=ApplySettings(debounce=a.frr_debounce, withdraw_timeout=a.frr_withdraw_timeout),
+        frr=ApplySettings(debounce=a.frr_debounce, withdraw_timeout=a.frr_withdraw_timeout,
+                          ready_grace=a.bgp_ready_grace),
     )

@@ -27,7 +27,13 @@ from typing import Any
 
 from metallb_speaker.frr.diff import strip_ours
 from metallb_speaker.frr.plan import ApplySettings, Planner, PushKind, Step
-from metallb_speaker.frr.state import BFDSession, BGPSession, parse_bfd, parse_neighbors
+from metallb_speaker.frr.state import (
+    BFDSession,
+    BGPSession,
+    parse_bfd,
+    parse_neighbors,
+    sessions_problem,
+)
 
 log = logging.getLogger("metallb.speaker.frr")
 DAEMONS = ("zebra", "bgpd", "bfdd")
@@ -158,6 +164,8 @@ class FRRApplier:
         self._synced = asyncio.Event()
         self._generation: tuple[tuple[str, int, int], ...] | None = None
         self._next_probe = 0.0
+        self._born = clock()
+        self._carried = False  # every session was up once since the start
 
     # -- inputs -------------------------------------------------------------------
     def want(self, text: str) -> None:
@@ -171,6 +179,17 @@ class FRRApplier:
         if self.status is FRRStatus.UNAVAILABLE:
             return f"FRR unavailable: {self.reason}"
         return None
+
+    def ready_problem(self) -> str | None:
+        """Readiness: `problem()`, and after a start, until they were first all back,
+        this node's sessions and updates (state.sessions_problem: a rollout must not move
+        on before they are). Peers added later do not make a running speaker unready."""
+        problem = self.problem()
+        if problem is None and not self._carried:
+            problem = sessions_problem(self.sessions, self.status is FRRStatus.SYNCED,
+                                       self.clock() - self._born, self.s.ready_grace)
+            self._carried = problem is None
+        return problem
 
     async def wait_synced(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):

@@ -26,6 +26,9 @@ class ApplySettings:
     retry_min: float = 1.0
     retry_max: float = 30.0
     withdraw_timeout: float = 5.0  # SIGTERM: how long to wait for FRR to send withdrawals
+    # After a start: Ready only once every BGP session is up and its updates sent, or
+    # this many seconds passed (a peer that is down must not block rollouts forever).
+    ready_grace: float = 60.0
 
 
 class PushKind(StrEnum):

@@ -115,3 +115,25 @@ def parse_bfd(peers: Any, counters: Any = None) -> list[BFDSession]:
             _int(c.get("session-up")), _int(c.get("session-down")),
             _int(c.get("zebra-notifications"))))
     return sorted(out, key=lambda s: (s.vrf, s.peer))
+
+
+def sessions_problem(sessions: list[BGPSession], configured: bool, age: float,
+                     grace: float) -> str | None:
+    """For readiness after a (re)start: why this node does not carry its announcements
+    yet. A DaemonSet rollout moves to the next node when this one is Ready; Ready before
+    its sessions are back would let the rollout take the next node's routes away while
+    this one's are still missing (seen: every next hop gone at once, for seconds). A
+    peer that stays down must not block rollouts forever: after `grace` seconds of life
+    the sessions no longer count. `configured`: FRR holds the wanted configuration (its
+    neighbors are all listed, even those not up)."""
+    if age >= grace:
+        return None
+    if not configured:
+        return "FRR does not hold the BGP configuration yet"
+    down = sorted(s.label for s in sessions if not s.up)
+    if down:
+        return f"BGP sessions not established yet: {', '.join(down)}"
+    busy = sorted(s.label for s in sessions if s.out_queue)
+    if busy:
+        return f"BGP updates not sent yet: {', '.join(busy)}"
+    return None
