@@ -43,6 +43,26 @@ def service_body(name: str) -> dict[str, Any]:
                      "ports": [{"port": 80}]}}
 
 
+def retried(fn: Callable[[], object], tolerate: int, attempts: int = 6) -> None:
+    """fn(), again after the lab API server's transient failures (5xx, 429, timeouts -
+    seen while creating thousands of Services on a busy machine). A retried call may
+    find its first attempt done: `tolerate` (409 for a create, 404 for a delete) is
+    success."""
+    for attempt in range(attempts):
+        try:
+            fn()
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code == tolerate:
+                return
+            if (exc.code < 500 and exc.code != 429) or attempt == attempts - 1:
+                raise
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            if attempt == attempts - 1:
+                raise
+        time.sleep(0.5 * 2 ** attempt)
+
+
 def in_parallel(fn: Callable[[str], object], names: list[str]) -> None:
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         for f in [pool.submit(fn, n) for n in names]:
@@ -75,7 +95,8 @@ def wait_until(fn: Callable[[], bool], timeout: float, interval: float) -> float
 def create(c: Cluster, names: list[str], timeout: float) -> dict[str, Any]:
     interval = 0.25 if len(names) <= 1000 else 1.0
     t0 = time.monotonic()
-    in_parallel(lambda n: c.api.create(_services_path(), service_body(n)), names)
+    in_parallel(lambda n: retried(lambda: c.api.create(_services_path(), service_body(n)),
+                                  tolerate=409), names)
     created = time.monotonic() - t0
     want = set(names)
 
@@ -140,14 +161,8 @@ def cleanup(c: Cluster, timeout: float = 900) -> float:
     """Delete every scale Service; seconds until all are gone."""
     t0 = time.monotonic()
 
-    def delete(name: str) -> None:
-        try:
-            c.api.delete(f"{_services_path()}/{name}")
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise
-
-    in_parallel(delete, list(addresses(c)))
+    in_parallel(lambda n: retried(lambda: c.api.delete(f"{_services_path()}/{n}"),
+                                  tolerate=404), list(addresses(c)))
     wait_for(lambda: not addresses(c), timeout=timeout, interval=1.0, what="scale Services gone")
     return round(time.monotonic() - t0, 1)
 

@@ -1,14 +1,19 @@
-"""The pure parts of bench/versus.py: the client's outage from the prober's records, and
-the side-by-side table (which system is better, by how much)."""
+"""The pure parts of bench/versus.py: the client's outage from the prober's records, the
+side-by-side table (which system is better, by how much), and the retries of the lab
+API server's transient failures."""
 
 from __future__ import annotations
 
 import math
+import urllib.error
+from email.message import Message
 from typing import Any
 
 import pytest
 from bench.versus import advantage, table
 from bench.versus_failover import client_outage
+
+from bench import versus_scale
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +71,29 @@ def test_table_names_the_better_system_honestly() -> None:
     assert rows["speaker CPU, idle (mean of nodes)"]["better"] == "MetalLB"
     # figures neither system has are left out
     assert "rolling: longest gap max" not in rows
+
+
+@pytest.mark.parametrize(("case", "codes", "tolerate", "calls", "raises"), [
+    ("transient 500s, then done", [500, 500, None], 409, 3, False),
+    ("a retried create finds its first attempt done", [500, 409], 409, 2, False),
+    ("429 is retried too", [429, None], 404, 2, False),
+    ("a client error is not retried", [422], 409, 1, True),
+    ("gives up after the last attempt", [503] * 6, 409, 6, True),
+])
+def test_retried(monkeypatch: pytest.MonkeyPatch, case: str, codes: list[int | None],
+                 tolerate: int, calls: int, raises: bool) -> None:
+    monkeypatch.setattr(versus_scale.time, "sleep", lambda _: None)
+    seen = []
+
+    def call() -> None:
+        code = codes[len(seen)]
+        seen.append(code)
+        if code is not None:
+            raise urllib.error.HTTPError("https://lab/api", code, "x", Message(), None)
+
+    if raises:
+        with pytest.raises(urllib.error.HTTPError):
+            versus_scale.retried(call, tolerate=tolerate)
+    else:
+        versus_scale.retried(call, tolerate=tolerate)
+    assert len(seen) == calls, case
