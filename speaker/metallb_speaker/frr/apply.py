@@ -165,7 +165,7 @@ class FRRApplier:
         self._generation: tuple[tuple[str, int, int], ...] | None = None
         self._next_probe = 0.0
         self._born = clock()
-        self._carried = False  # every session was up once since the start
+        self._carried_at: float | None = None  # when every session was up, first
 
     # -- inputs -------------------------------------------------------------------
     def want(self, text: str) -> None:
@@ -185,10 +185,17 @@ class FRRApplier:
         this node's sessions and updates (state.sessions_problem: a rollout must not move
         on before they are). Peers added later do not make a running speaker unready."""
         problem = self.problem()
-        if problem is None and not self._carried:
+        if problem is None and self._carried_at is None:
+            now = self.clock()
             problem = sessions_problem(self.sessions, self.status is FRRStatus.SYNCED,
-                                       self.clock() - self._born, self.s.ready_grace)
-            self._carried = problem is None
+                                       now - self._born, self.s.ready_grace)
+            if problem is None:
+                self._carried_at = now
+        if problem is None and self._carried_at is not None \
+                and self.clock() - self._carried_at < self.s.ready_settle:
+            # the peers got our updates; give them a moment to install the routes before
+            # a rollout takes the next node's away (0.25 s short of it was seen)
+            problem = "BGP sessions just established: letting the peers install the routes"
         return problem
 
     async def wait_synced(self, timeout: float) -> bool:

@@ -76,6 +76,9 @@ async def test_the_session_gate_holds_after_a_start_only() -> None:
             "BGP sessions not established yet: 198.18.0.254:179"
         fake.sessions = [UP]
         await applier.probe()
+        assert applier.ready_problem() == \
+            "BGP sessions just established: letting the peers install the routes"
+        now[0] += 2.0
         assert applier.ready_problem() is None
         # a session down later (a peer added, a router restarting) does not make a
         # running speaker unready: the gate is for rollouts, after a start
