@@ -9,12 +9,10 @@ what they measure is the address moving, not Kubernetes noticing dead Pods.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from metallb_lab.cluster import Cluster, address_ranked_last, pod_ready
 from metallb_lab.kube import wait_for
 from metallb_lab.kubenode import KubeNode
 from metallb_lab.lan import NeighbourWatch
+from metallb_lab.podlogs import SpeakerLogs
 from metallb_lab.prober import Outcome
 from metallb_lab.pytest_plugin import FAILED
 
@@ -42,45 +41,6 @@ FAST_PROBES = tuple(f"speaker.{probe}.{k}={v}" for probe in ("livenessProbe", "r
                     for k, v in (("periodSeconds", 2), ("timeoutSeconds", 1),
                                  ("failureThreshold", 2), ("initialDelaySeconds", 2)))
 _addresses = (f"198.18.0.{i}" for i in itertools.count(120))
-
-
-class SpeakerLogs:
-    """Every speaker Pod's log, kept after the Pod is replaced (a rolling update's
-    evidence is in the logs of Pods that no longer exist): polled while it runs."""
-
-    EVENTS = ("takeover", "quietEnded", "started", "stopped")
-
-    def __init__(self, c: Cluster) -> None:
-        self.c, self.logs = c, dict[str, str]()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.7):
-            with contextlib.suppress(Exception):  # best effort: evidence, not a check
-                for pod in self.c.pods(NS, "app.kubernetes.io/component=speaker"):
-                    name = pod["metadata"]["name"]
-                    got = self.c.kubectl("logs", "-n", NS, name, "--request-timeout=5s",
-                                         check=False).stdout
-                    if len(got) >= len(self.logs.get(name, "")):
-                        self.logs[name] = got
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    def events(self) -> list[str]:
-        """Takeovers, quiet takeovers turning loud, member changes: one line each."""
-        lines = []
-        for pod, text in self.logs.items():
-            for line in text.splitlines():
-                with contextlib.suppress(ValueError):
-                    e = json.loads(line)
-                    if e.get("event") in self.EVENTS or e.get("event") == "memberChanged":
-                        lines.append(f"{e.get('ts')} {pod} {e.get('event')} "
-                                     f"{e.get('reason')} {e.get('node')} {e.get('ip', '')}")
-        return sorted(lines)
 
 
 def pick_address(c: Cluster, last: str) -> str:
