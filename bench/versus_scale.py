@@ -56,7 +56,9 @@ def retried(fn: Callable[[], object], tolerate: int, attempts: int = 6) -> None:
             if exc.code == tolerate:
                 return
             if (exc.code < 500 and exc.code != 429) or attempt == attempts - 1:
-                raise
+                # the API server's Status names the cause (allocator, webhook, etcd)
+                raise RuntimeError(f"{exc.code} {exc.reason}: "
+                                   f"{exc.read().decode(errors='replace')[:2000]}") from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             if attempt == attempts - 1:
                 raise

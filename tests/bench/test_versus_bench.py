@@ -4,6 +4,7 @@ API server's transient failures."""
 
 from __future__ import annotations
 
+import io
 import math
 import urllib.error
 from email.message import Message
@@ -89,10 +90,11 @@ def test_retried(monkeypatch: pytest.MonkeyPatch, case: str, codes: list[int | N
         code = codes[len(seen)]
         seen.append(code)
         if code is not None:
-            raise urllib.error.HTTPError("https://lab/api", code, "x", Message(), None)
+            raise urllib.error.HTTPError("https://lab/api", code, "x", Message(),
+                                         io.BytesIO(b'{"kind": "Status"}'))
 
     if raises:
-        with pytest.raises(urllib.error.HTTPError):
+        with pytest.raises(RuntimeError, match=f"^{codes[-1]} "):
             versus_scale.retried(call, tolerate=tolerate)
     else:
         versus_scale.retried(call, tolerate=tolerate)
