@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - a real 3-node cluster, helm install, nginx, curl through the LB IP, node fails
+#   (make demo-bgp: the same in BGP mode, through a BIRD router)
 #   make test   - lint, types, import contracts, and every test tier
 #                 (unit, cluster, netns, cluster_nodes)
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup demo demo-bgp test lint unit bench clean
 
 setup:
 	@e2e/tools/setup
@@ -23,6 +24,9 @@ unit: setup
 
 demo: setup
 	$(PY) -m metallb_lab.demo
+
+demo-bgp: setup
+	$(PY) -m metallb_lab.demo_bgp
 
 bench: setup
 	$(PY) -m bench.run_all

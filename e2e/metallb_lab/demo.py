@@ -24,20 +24,22 @@ from metallb_lab.kube import wait_for
 from metallb_lab.prober import Outcome
 
 NAMESPACE = "metallb-system"
-V012_CONFIGMAP = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  namespace: metallb-system
-  name: config
-data:
-  config: |
-    address-pools:
-    - name: default
-      protocol: layer2
-      addresses:
-      - 198.18.0.100-198.18.0.110
-"""
+
+
+def v012_configmap(config: str) -> str:
+    """A MetalLB v0.12 ConfigMap (metallb-system/config) holding `config` (YAML)."""
+    body = "".join(f"    {line}\n" for line in config.strip().splitlines())
+    return ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: metallb-system\n"
+            f"  name: config\ndata:\n  config: |\n{body}")
+
+
+V012_CONFIGMAP = v012_configmap("""
+address-pools:
+- name: default
+  protocol: layer2
+  addresses:
+  - 198.18.0.100-198.18.0.110
+""")
 
 
 def step(title: str) -> None:
