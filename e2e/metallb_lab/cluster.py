@@ -326,6 +326,15 @@ class Cluster(UsersView[KubeNode]):
                   "--create-namespace", "--wait", f"--timeout={timeout}",
                   *self.chart_args(values))
 
+    def roll_speakers(self, values: Iterable[str] = (), timeout: str = "240s"
+                      ) -> list[dict[str, Any]]:
+        """`helm upgrade` that replaces every speaker Pod (a new Pod annotation, as a
+        changed image would), then wait for the rollout; returns the new speaker Pods."""
+        self.install(values=(*values, f"speaker.podAnnotations.lab/rollout={uuid.uuid4()}"))
+        self.kubectl("rollout", "status", "-n", "metallb-system",
+                     "daemonset/metallb-py-speaker", f"--timeout={timeout}")
+        return self.wait_speakers_ready()
+
     def pods(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         query = f"?labelSelector={selector}" if selector else ""
         items: list[dict[str, Any]] = self.api.get(

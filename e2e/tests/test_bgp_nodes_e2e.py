@@ -14,7 +14,6 @@ import json
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -226,10 +225,7 @@ def test_helm_upgrade_rolls_the_speakers_without_a_blackhole(healthy: BGPCluster
     probe = c.prober(vip, duration=300.0, timeout=3.5, ns=b.router.client_ns)
     try:
         time.sleep(1.0)
-        c.install(values=(*VALUES, f"speaker.podAnnotations.lab/rollout={uuid.uuid4()}"))
-        c.kubectl("rollout", "status", "-n", NS, "daemonset/metallb-py-speaker",
-                  "--timeout=240s")
-        pods = c.wait_speakers_ready()
+        pods = c.roll_speakers(values=VALUES)
         b.wait_next_hops(vip, names, timeout=60)
         time.sleep(1.0)
     finally:

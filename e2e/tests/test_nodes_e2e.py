@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,10 +288,7 @@ def test_helm_upgrade_rolls_the_speakers_without_failed_requests(healthy: Cluste
     probe_started = time.time()
     try:
         time.sleep(1.0)
-        c.install(values=(*FAST_PROBES, f"speaker.podAnnotations.lab/rollout={uuid.uuid4()}"))
-        c.kubectl("rollout", "status", "-n", NS, "daemonset/metallb-py-speaker",
-                  "--timeout=180s")
-        pods = c.wait_speakers_ready()
+        pods = c.roll_speakers(values=FAST_PROBES)
         time.sleep(1.0)
     finally:
         probe.send_signal(signal.SIGTERM)
