@@ -22,7 +22,7 @@ class WebhookSettings:
     reload_period: float = 10.0  # how often a renewed certificate is looked for
     # After SIGTERM: not ready (the Service's endpoints drop us) but still answering this
     # long, so the apiserver's requests on kept-alive connections are not cut (EOF).
-    drain: float = 5.0
+    drain: float = 10.0
 
     @property
     def cert_file(self) -> Path:

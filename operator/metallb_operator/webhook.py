@@ -46,6 +46,7 @@ class Webhook:
         self.namespace = namespace
         self.client = client
         self.serving: str | None = "not listening yet"  # None once serving (readiness)
+        self._runner: web.AppRunner | None = None
         self._stamp: tuple[float, float] = (0.0, 0.0)
         self._base = f"/apis/{API_VERSION}/namespaces/{namespace}"
 
@@ -86,6 +87,7 @@ class Webhook:
             app.router.add_post(path, self.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        self._runner = runner
         try:
             site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ctx)
             try:
@@ -106,8 +108,14 @@ class Webhook:
 
     def drain(self) -> None:
         """Shutting down: readiness fails (the Service's endpoints drop this Pod, so the
-        apiserver sends new reviews elsewhere) while reviews still get answers."""
+        apiserver sends new reviews elsewhere) while reviews still get answers. Kept-alive
+        connections are closed once idle (and answers carry `Connection: close`): one
+        left idle until we exit is one the apiserver may send a review on just as it
+        closes, which it reports as EOF (a 500 under failurePolicy Fail)."""
         self.serving = "shutting down"
+        server = self._runner.server if self._runner is not None else None
+        for handler in (server.connections if server is not None else ()):
+            handler.close()
 
     def check(self) -> str | None:
         """Readiness: the Service sends admission requests to Ready Pods only."""
@@ -143,4 +151,7 @@ class Webhook:
                 "admitted" if decision.allowed else "refused", extra={
                     "event": "admission", "pool": f"{req.kind}/{req.namespace}/{req.name}",
                     "reason": str(decision.why), "error": decision.message or None})
-        return web.json_response(response(req.uid, decision))
+        resp = web.json_response(response(req.uid, decision))
+        if self.serving is not None:  # draining: no connection to us is kept alive
+            resp.force_close()
+        return resp

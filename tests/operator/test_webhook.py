@@ -203,8 +203,9 @@ def test_failure_policy_decides_when_the_webhook_is_down(admission: Admission) -
 @pytest.mark.cluster
 def test_sigterm_drains_not_ready_but_answering_then_exits(admission: Admission) -> None:
     """A rolling update: after SIGTERM the Pod turns not ready at once (its endpoint
-    goes) and keeps answering reviews for the drain period (5 s), so the apiserver's
-    requests on kept-alive connections are not cut; then it exits."""
+    goes) and keeps answering reviews for the drain period (10 s), each with `Connection:
+    close`, so the apiserver's requests on kept-alive connections are not cut; then it
+    exits."""
     op = admission.env.operator
     assert op is not None and op.proc is not None
     ca = admission.certs / "ca" / "ca.crt"
@@ -214,12 +215,12 @@ def test_sigterm_drains_not_ready_but_answering_then_exits(admission: Admission)
     wait_for(lambda: readyz(op.metrics_port) == 503, timeout=2, what="not ready after SIGTERM")
     answered = 0
     while time.monotonic() - t0 < 3.5:  # well inside the drain
-        status, _ = asyncio.run(post(admission.port, ca, POOL_PATH, body))
-        assert status == 200
+        status, _, connection = asyncio.run(post_full(admission.port, ca, POOL_PATH, body))
+        assert status == 200 and connection.lower() == "close"
         answered += 1
         time.sleep(0.2)
     assert op.proc.wait(timeout=20) == 0
-    assert answered >= 5 and time.monotonic() - t0 >= 4.5  # it did wait for the drain
+    assert answered >= 5 and time.monotonic() - t0 >= 9.5  # it did wait for the drain
 
 
 def readyz(port: int) -> int:
@@ -263,11 +264,17 @@ def review(op: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def post(port: int, ca: Path, path: str, body: Any) -> tuple[int, str]:
+    status, text, _ = await post_full(port, ca, path, body)
+    return status, text
+
+
+async def post_full(port: int, ca: Path, path: str, body: Any) -> tuple[int, str, str]:
+    """(status, body, the Connection header)."""
     ctx = ssl.create_default_context(cafile=str(ca))
     async with aiohttp.ClientSession() as s, s.post(
             f"https://127.0.0.1:{port}{path}", data=json.dumps(body), ssl=ctx,
             headers={"Content-Type": "application/json"}) as resp:
-        return resp.status, await resp.text()
+        return resp.status, await resp.text(), resp.headers.get("Connection", "")
 
 
 @pytest.mark.unit
