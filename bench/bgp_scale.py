@@ -237,7 +237,7 @@ def run(cp: ControlPlane, n: int, nodes: int, timeout: float) -> dict[str, Any]:
     vips = addresses(n)
     with BGPNetLab(cp, nodes=nodes) as b:
         b.operator.stop()  # the bench writes the addresses (see the module docstring)
-        b.lab._stop.set()  # the kube-proxy emulation: not needed for BGP, costly at 10k
+        b.lab.stop_kube_proxy()  # not needed for BGP, costly at 10k
         configure(b)
         loop = asyncio.new_event_loop()
         try:

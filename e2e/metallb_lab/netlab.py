@@ -150,6 +150,11 @@ class NetLab(UsersView[LabNode]):
         self._proxy = threading.Thread(target=self._kube_proxy, name="kube-proxy", daemon=True)
         self._proxy.start()
 
+    def stop_kube_proxy(self) -> None:
+        """No more kube-proxy emulation (BGP scale benches: it lists every Service ten
+        times a second and puts every address on every node's `lo`)."""
+        self._stop.set()
+
     def teardown(self) -> None:
         self._stop.set()
         for node in self.nodes:

@@ -165,7 +165,9 @@ class FRRApplier:
         self._generation: tuple[tuple[str, int, int], ...] | None = None
         self._next_probe = 0.0
         self._born = clock()
-        self._carried_at: float | None = None  # when every session was up, first
+        self._carried_at: float | None = None  # since when every session is up
+        self._carried = False  # ... for long enough, once since the start: latched
+        self._carry_problem: str | None = "FRR not probed yet"
 
     # -- inputs -------------------------------------------------------------------
     def want(self, text: str) -> None:
@@ -184,19 +186,30 @@ class FRRApplier:
         """Readiness: `problem()`, and after a start, until they were first all back,
         this node's sessions and updates (state.sessions_problem: a rollout must not move
         on before they are). Peers added later do not make a running speaker unready."""
-        problem = self.problem()
-        if problem is None and self._carried_at is None:
-            now = self.clock()
-            problem = sessions_problem(self.sessions, self.status is FRRStatus.SYNCED,
-                                       now - self._born, self.s.ready_grace)
-            if problem is None:
-                self._carried_at = now
-        if problem is None and self._carried_at is not None \
-                and self.clock() - self._carried_at < self.s.ready_settle:
-            # the peers got our updates; give them a moment to install the routes before
-            # a rollout takes the next node's away (0.25 s short of it was seen)
-            problem = "BGP sessions just established: letting the peers install the routes"
-        return problem
+        return self.problem() or (None if self._carried else self._carry_problem)
+
+    def _carry(self) -> None:
+        """After each probe, until latched: are this node's sessions back, and for long
+        enough? Judged on every probe (not only when the kubelet asks, every 10 s by
+        default), so the settle time counts from when the sessions really came up."""
+        if self._carried:
+            return
+        now = self.clock()
+        problem = sessions_problem(self.sessions, self.status is FRRStatus.SYNCED,
+                                   now - self._born, self.s.ready_grace)
+        if problem is not None:
+            self._carried_at, self._carry_problem = None, problem
+            return
+        # Settle (longer than a probe interval): the session list may predate the first
+        # push (no neighbor yet, so none down), and the peers need a moment to install
+        # the routes before a rollout takes the next node's away.
+        if self._carried_at is None:
+            self._carried_at = now
+        if now - self._carried_at < self.s.ready_settle:
+            self._carry_problem = "BGP sessions just established: letting the peers " \
+                                  "install the routes"
+        else:
+            self._carried, self._carry_problem = True, None
 
     async def wait_synced(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -241,6 +254,7 @@ class FRRApplier:
             self._set(FRRStatus.PENDING, "FRR answers", "frrConnected")
         changed = (sessions, bfd) != (self.sessions, self.bfd)
         self.sessions, self.bfd = sessions, bfd
+        self._carry()
         if changed:
             self.on_change()
 

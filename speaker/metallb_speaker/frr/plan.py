@@ -29,7 +29,7 @@ class ApplySettings:
     # After a start: Ready only once every BGP session is up and its updates sent, or
     # this many seconds passed (a peer that is down must not block rollouts forever).
     ready_grace: float = 60.0
-    ready_settle: float = 2.0  # ... and this long after they all came up
+    ready_settle: float = 2.5  # ... and this long after they all came up (> probe_interval)
 
 
 class PushKind(StrEnum):

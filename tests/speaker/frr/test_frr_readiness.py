@@ -65,6 +65,7 @@ async def test_the_session_gate_holds_after_a_start_only() -> None:
     fake = _Sessions()
     applier = FRRApplier(fake, ApplySettings(debounce=0.0, ready_grace=60.0),  # type: ignore[arg-type]
                          clock=lambda: now[0])
+    assert applier.ready_problem() == "FRR not probed yet"
     applier.want(conf(["10.0.0.1/32"]))
     await applier.probe()
     assert applier.ready_problem() == "FRR does not hold the BGP configuration yet"
@@ -76,9 +77,20 @@ async def test_the_session_gate_holds_after_a_start_only() -> None:
             "BGP sessions not established yet: 198.18.0.254:179"
         fake.sessions = [UP]
         await applier.probe()
+        settling = "BGP sessions just established: letting the peers install the routes"
+        assert applier.ready_problem() == settling
+        now[0] += 1.0
+        fake.sessions = [replace(UP, state="Connect")]  # it went down again: anew
+        await applier.probe()
         assert applier.ready_problem() == \
-            "BGP sessions just established: letting the peers install the routes"
+            "BGP sessions not established yet: 198.18.0.254:179"
+        fake.sessions = [UP]
+        await applier.probe()
         now[0] += 2.0
+        await applier.probe()
+        assert applier.ready_problem() == settling  # 2 s since it came up again
+        now[0] += 0.5
+        await applier.probe()
         assert applier.ready_problem() is None
         # a session down later (a peer added, a router restarting) does not make a
         # running speaker unready: the gate is for rollouts, after a start
