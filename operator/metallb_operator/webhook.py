@@ -46,7 +46,6 @@ class Webhook:
         self.namespace = namespace
         self.client = client
         self.serving: str | None = "not listening yet"  # None once serving (readiness)
-        self._runner: web.AppRunner | None = None
         self._stamp: tuple[float, float] = (0.0, 0.0)
         self._base = f"/apis/{API_VERSION}/namespaces/{namespace}"
 
@@ -87,7 +86,6 @@ class Webhook:
             app.router.add_post(path, self.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        self._runner = runner
         try:
             site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ctx)
             try:
@@ -108,14 +106,12 @@ class Webhook:
 
     def drain(self) -> None:
         """Shutting down: readiness fails (the Service's endpoints drop this Pod, so the
-        apiserver sends new reviews elsewhere) while reviews still get answers. Kept-alive
-        connections are closed once idle (and answers carry `Connection: close`): one
-        left idle until we exit is one the apiserver may send a review on just as it
-        closes, which it reports as EOF (a 500 under failurePolicy Fail)."""
+        apiserver sends new reviews elsewhere) while reviews still get answers, with
+        `Connection: close`: the apiserver opens its next connection to a Pod that stays.
+        Idle connections are not closed here: a review the apiserver writes on one just
+        as it closes fails with EOF (a 500 under failurePolicy Fail); Go retries only a
+        request it had not written yet, so closing early makes that race likelier."""
         self.serving = "shutting down"
-        server = self._runner.server if self._runner is not None else None
-        for handler in (server.connections if server is not None else ()):
-            handler.close()
 
     def check(self) -> str | None:
         """Readiness: the Service sends admission requests to Ready Pods only."""
