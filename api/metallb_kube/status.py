@@ -44,3 +44,43 @@ async def patch_status(client: KubeClient, path: str, obj: Mapping[str, Any], bu
         await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
         obj = await client.get(path)
     raise AssertionError("unreachable")
+
+
+async def delete_if_present(client: KubeClient, path: str) -> None:
+    """DELETE `path`; already gone is fine."""
+    try:
+        await client.delete(path)
+    except ApiError as exc:
+        if not exc.not_found:
+            raise
+
+
+async def put_owned_status(client: KubeClient, collection: str, api_version: str, kind: str,
+                           name: str, labels: Mapping[str, str], status: Mapping[str, Any],
+                           held: Mapping[str, Any] | None) -> None:
+    """One status-only object this writer alone owns (a speaker's ServiceL2Status or
+    ServiceBGPStatus): create it unless `held` (its status as the writer's watch last
+    showed it) says it exists, then write `status` unless `held` already equals it. Gone
+    meanwhile (deleted, and the watch has not told us yet): created again."""
+    if held is not None and held == status:
+        return
+
+    async def create() -> None:
+        try:
+            await client.create(collection, {
+                "apiVersion": api_version, "kind": kind,
+                "metadata": {"name": name, "labels": dict(labels)}, "spec": {}})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    if held is None:
+        await create()
+    path = f"{collection}/{name}/status"
+    try:
+        await client.merge_patch(path, {"status": status})
+    except ApiError as exc:
+        if not exc.not_found:
+            raise
+        await create()
+        await client.merge_patch(path, {"status": status})

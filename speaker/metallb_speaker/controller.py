@@ -28,7 +28,7 @@ from metallb_api.service import ALLOCATED_FROM_POOL, service_view
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer, object_key
-from metallb_kube.status import patch_status
+from metallb_kube.status import delete_if_present, patch_status, put_owned_status
 from metallb_kube.supervise import fire, spawn
 from metallb_speaker.announce import Announcer
 from metallb_speaker.datapath import DataPathCheck
@@ -74,6 +74,13 @@ STATUS_WRITERS = 4  # ServiceL2Status writes in flight (after a takeover of thou
 
 def l2status_name(node: str, service_key: str) -> str:
     return "l2-" + hashlib.sha256(f"{node}/{service_key}".encode()).hexdigest()[:16]
+
+
+def status_labels(node: str, service_key: str) -> dict[str, str]:
+    """MetalLB's labels on a ServiceL2Status / ServiceBGPStatus."""
+    ns, _, svc = service_key.partition("/")
+    return {"metallb.io/node": node, "metallb.io/service-name": svc,
+            "metallb.io/service-namespace": ns}
 
 
 def node_state(obj: Mapping[str, Any]) -> NodeState:
@@ -697,27 +704,9 @@ class SpeakerController:
         held = self._l2_index.get(key, {})
         if not present:
             # Always asked: the watch may not have shown our own create yet.
-            try:
-                await self.client.delete(path)
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
+            await delete_if_present(self.client, path)
             return
         ns, _, svc = key.partition("/")
-
-        async def create() -> None:
-            labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
-                      "metallb.io/service-namespace": ns}
-            try:
-                await self.client.create(self._l2path, {
-                    "apiVersion": API_VERSION, "kind": "ServiceL2Status",
-                    "metadata": {"name": name, "labels": labels}, "spec": {}})
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
-
-        if name not in held:
-            await create()
         interfaces: set[str] = set()
         d = self.decisions.get(key)
         for text in d.ips if d else ():
@@ -727,14 +716,10 @@ class SpeakerController:
                 continue
         wanted = {"node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
                   "interfaces": [{"name": i} for i in sorted(interfaces)]}
-        if held.get(name, ("", {}))[1] != wanted:
-            try:
-                await self.client.merge_patch(f"{path}/status", {"status": wanted})
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
-                await create()  # deleted, and the watch has not told us yet
-                await self.client.merge_patch(f"{path}/status", {"status": wanted})
+        await put_owned_status(
+            self.client, self._l2path, API_VERSION, "ServiceL2Status", name,
+            status_labels(self.s.node_name, key), wanted,
+            held[name][1] if name in held else None)
         # A node that died could not remove its status: the new owner does, so
         # `kubectl get servicel2statuses` shows who really announces.
         for other, (node, _) in list(held.items()):

@@ -30,9 +30,10 @@ from metallb_api.config import Config
 from metallb_kube.client import ApiError, KubeClient
 from metallb_kube.events import EventRecorder
 from metallb_kube.informer import Informer
+from metallb_kube.status import delete_if_present, put_owned_status
 from metallb_kube.supervise import spawn
 from metallb_speaker.bgp.announce import BGPDecision, BGPReason, announcement, decide
-from metallb_speaker.controller import SpeakerController, _StatusQueue
+from metallb_speaker.controller import SpeakerController, _StatusQueue, status_labels
 from metallb_speaker.election import NodeState
 from metallb_speaker.frr.apply import FRRApplier
 from metallb_speaker.frr.render import render
@@ -292,39 +293,16 @@ class BGPController:
         path = f"{self._status_path}/{name}"
         d = self.decisions.get(key)
         if not present or d is None or not d.announced or self._withdrawn:
-            try:
-                await self.client.delete(path)
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
+            await delete_if_present(self.client, path)
             return
         ns, _, svc = key.partition("/")
         wanted = {"node": self.s.node_name, "serviceName": svc, "serviceNamespace": ns,
                   "peers": sorted(d.peers)}
         held = self._statuses.get(key)
-        if held is not None and held.get("status") == wanted:
-            return
-
-        async def create() -> None:
-            labels = {"metallb.io/node": self.s.node_name, "metallb.io/service-name": svc,
-                      "metallb.io/service-namespace": ns}
-            try:
-                await self.client.create(self._status_path, {
-                    "apiVersion": API_VERSION, "kind": "ServiceBGPStatus",
-                    "metadata": {"name": name, "labels": labels}, "spec": {}})
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
-
-        if held is None:
-            await create()
-        try:
-            await self.client.merge_patch(f"{path}/status", {"status": wanted})
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
-            await create()
-            await self.client.merge_patch(f"{path}/status", {"status": wanted})
+        await put_owned_status(
+            self.client, self._status_path, API_VERSION, "ServiceBGPStatus", name,
+            status_labels(self.s.node_name, key), wanted,
+            None if held is None else held.get("status") or {})
 
     # -- shutdown ---------------------------------------------------------------------
     async def withdraw_all(self) -> bool:
