@@ -68,11 +68,8 @@ class QuietTakeovers:
             return f"{s.why}, for {now - s.since:.1f} s"
         return None
 
-    def forget(self, node: str) -> None:
-        """`node` carries no quiet takeover any more."""
-        self._silent.pop(node, None)
-
     def keep_only(self, nodes: set[str]) -> None:
+        """Only these nodes still carry quiet takeovers: forget the others' silence."""
         for node in set(self._silent) - nodes:
             del self._silent[node]
 
