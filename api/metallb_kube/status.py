@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from metallb_kube.client import ApiError, KubeClient
@@ -57,19 +57,25 @@ async def delete_if_present(client: KubeClient, path: str) -> None:
 
 async def put_owned_status(client: KubeClient, collection: str, api_version: str, kind: str,
                            name: str, labels: Mapping[str, str], status: Mapping[str, Any],
-                           held: Mapping[str, Any] | None) -> None:
-    """One status-only object this writer alone owns (a speaker's ServiceL2Status or
-    ServiceBGPStatus): create it unless `held` (its status as the writer's watch last
-    showed it) says it exists, then write `status` unless `held` already equals it. Gone
-    meanwhile (deleted, and the watch has not told us yet): created again."""
+                           held: Mapping[str, Any] | None,
+                           owners: Sequence[Mapping[str, Any]] = (),
+                           ) -> Mapping[str, Any] | None:
+    """One status-only object this writer alone owns (a speaker's ServiceL2Status,
+    ServiceBGPStatus or BGPSessionState): create it unless `held` (its status as the
+    writer's watch last showed it) says it exists, then write `status` unless `held`
+    already equals it. Gone meanwhile (deleted, and the watch has not told us yet):
+    created again. `owners`: ownerReferences given at creation. Returns the object as
+    written, None when nothing was written."""
     if held is not None and held == status:
-        return
+        return None
 
     async def create() -> None:
+        meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
+        if owners:
+            meta["ownerReferences"] = [dict(o) for o in owners]
         try:
             await client.create(collection, {
-                "apiVersion": api_version, "kind": kind,
-                "metadata": {"name": name, "labels": dict(labels)}, "spec": {}})
+                "apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {}})
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -77,10 +83,12 @@ async def put_owned_status(client: KubeClient, collection: str, api_version: str
     if held is None:
         await create()
     path = f"{collection}/{name}/status"
+    written: Mapping[str, Any]
     try:
-        await client.merge_patch(path, {"status": status})
+        written = await client.merge_patch(path, {"status": status})
     except ApiError as exc:
         if not exc.not_found:
             raise
         await create()
-        await client.merge_patch(path, {"status": status})
+        written = await client.merge_patch(path, {"status": status})
+    return written

@@ -97,6 +97,13 @@ def main() -> int:
             kubectl("apply", "-f", "-", stdin=conv.stdout)
             router.wait_established(timeout=90)
             birdc("show", "protocols")
+            # the same sessions as the nodes see them (one BGPSessionState per node, peer)
+            wait_for(lambda: c.kubectl(
+                "get", "bgpsessionstates", "-n", NAMESPACE, "-o",
+                "jsonpath={.items[*].status.bgpStatus}",
+            ).stdout.split() == ["Established"] * len(c.nodes), timeout=30,
+                what="every node's BGPSessionState Established")
+            kubectl("get", "bgpsessionstates", "-n", NAMESPACE)
 
             step("nginx behind a LoadBalancer Service, reached through the router")
             kubectl("create", "deployment", "nginx", "--image=nginx:1.22", "--replicas=2")

@@ -141,6 +141,15 @@ def test_the_chart_runs_frr_beside_every_speaker_and_the_router_gets_ecmp(
     on = sorted(o["status"]["node"] for o in statuses["items"]
                 if o["status"].get("serviceName") == "ecmp")
     assert on == names
+    # A BGPSessionState per node and peer, BGP and BFD up, owned by the node's speaker
+    # Pod (it goes with the Pod; the next speaker writes its own).
+    states = c.api.get(f"/apis/metallb.io/v1beta1/namespaces/{NS}/bgpsessionstates")["items"]
+    assert sorted((o["status"]["node"], o["status"]["peer"], o["status"]["bgpStatus"],
+                   o["status"]["bfdStatus"]) for o in states) == [
+        (n, f"router-v{f}", "Established", "up") for n in names for f in (4, 6)]
+    for o in states:
+        (owner,) = o["metadata"]["ownerReferences"]
+        assert owner["uid"] == speaker_pod(c, o["status"]["node"])["metadata"]["uid"]
     c.api.delete(f"/api/v1/namespaces/{APPS}/services/ecmp")
     for vip in (v4, v6):
         b.wait_next_hops(vip, [], timeout=30)
@@ -242,3 +251,14 @@ def test_helm_upgrade_rolls_the_speakers_without_a_blackhole(healthy: BGPCluster
     assert len(sets) >= 2 * len(names), timeline  # each node withdrew and came back
     assert seen.failed <= len(sets) - 1, (seen, timeline)
     c.api.delete(f"/api/v1/namespaces/{APPS}/services/rolling")
+
+    # The session states are the new speakers' now (taken over, or written again after
+    # the garbage collector removed the old Pods'), one per node and peer, Established.
+    def states() -> list[tuple[str, str, str, str]]:
+        items = c.api.get(f"/apis/metallb.io/v1beta1/namespaces/{NS}/bgpsessionstates")
+        return sorted((o["status"]["node"], o["status"]["peer"], o["status"]["bgpStatus"],
+                       o["metadata"]["ownerReferences"][0]["uid"]) for o in items["items"])
+    pod_of = {p["spec"]["nodeName"]: p["metadata"]["uid"] for p in pods}
+    wait_for(lambda: states() == [(n, f"router-v{f}", "Established", pod_of[n])
+                                  for n in names for f in (4, 6)],
+             timeout=30, what="BGPSessionStates of the new speakers")

@@ -53,7 +53,7 @@ L2STATUS_KIND = "ServiceL2Status"
 BGP_VERSIONS = {PEER: (f"{GROUP}/v1beta2", f"{GROUP}/v1beta1"), BGPADV_KIND: (API_VERSION,),
                 BFD_PROFILE: (API_VERSION,), COMMUNITY: (API_VERSION,)}
 BGP_KINDS = frozenset(BGP_VERSIONS)
-STATUS_KINDS = frozenset({L2STATUS_KIND, "ServiceBGPStatus"})
+STATUS_KINDS = frozenset({L2STATUS_KIND, "ServiceBGPStatus", "BGPSessionState"})
 # Printed by validate and convert when BGPAdvertisements are present: the speakers read BGP
 # objects only in BGP mode, a deployment choice no manifest shows.
 BGP_MODE_NOTE = ("BGPAdvertisements are announced by speakers in BGP mode: install the chart "

@@ -44,6 +44,10 @@ class SpeakerSettings:
     # "" turns BGP mode off (BGP objects are then ignored).
     frr_socket_dir: str = ""
     frr: ApplySettings = field(default_factory=ApplySettings)
+    # This speaker's Pod (the chart passes them): owner of its BGPSessionStates, so they
+    # go with it (uninstall, node deleted) instead of showing a stale state. "": none.
+    pod_name: str = ""
+    pod_uid: str = ""
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -97,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
     p.add_argument("--bgp-ready-grace", type=float, default=ApplySettings.ready_grace,
                    help="after a start, Ready only once every BGP session is established "
                         "and its updates sent, or after this many seconds")
+    p.add_argument("--pod-name", default=_env("POD_NAME", ""))
+    p.add_argument("--pod-uid", default=_env("POD_UID", ""))
     a = p.parse_args(argv)
     if not a.node_name:
         p.error("--node-name (or METALLB_NODE_NAME) is required")
@@ -113,4 +119,5 @@ def parse_args(argv: Sequence[str] | None = None) -> SpeakerSettings:
         frr_socket_dir=a.frr_socket_dir,
         frr=ApplySettings(debounce=a.frr_debounce, withdraw_timeout=a.frr_withdraw_timeout,
                           ready_grace=a.bgp_ready_grace),
+        pod_name=a.pod_name, pod_uid=a.pod_uid,
     )

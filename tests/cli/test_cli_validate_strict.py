@@ -97,7 +97,8 @@ def test_preserve_unknown_fields(obj: dict[str, Any], fields: list[str]) -> None
 def test_every_served_kind_has_a_schema() -> None:
     assert {kind for _, kind in SCHEMAS} == {"IPAddressPool", "L2Advertisement",
                                              "ServiceL2Status", "BGPPeer", "BGPAdvertisement",
-                                             "BFDProfile", "Community", "ServiceBGPStatus"}
+                                             "BFDProfile", "Community", "ServiceBGPStatus",
+                                             "BGPSessionState"}
     assert ("metallb.io/v1beta1", "BGPPeer") in SCHEMAS  # still served (deprecated)
     assert crd_schemas([{"kind": "ConfigMap"}]) == {}
     # shipped in the package (package data; a link to crds/ in a checkout), so an

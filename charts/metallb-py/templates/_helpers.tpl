@@ -107,5 +107,5 @@ added to every required node-selector term (terms are ORed, so each needs it).
 
 {{/* The CRDs of charts/crds (the repository's crds/ directory), by name. */}}
 {{- define "metallb-py.crdNames" -}}
-bfdprofiles.metallb.io bgpadvertisements.metallb.io bgppeers.metallb.io communities.metallb.io ipaddresspools.metallb.io l2advertisements.metallb.io servicebgpstatuses.metallb.io servicel2statuses.metallb.io
+bfdprofiles.metallb.io bgpadvertisements.metallb.io bgppeers.metallb.io bgpsessionstates.metallb.io communities.metallb.io ipaddresspools.metallb.io l2advertisements.metallb.io servicebgpstatuses.metallb.io servicel2statuses.metallb.io
 {{- end -}}

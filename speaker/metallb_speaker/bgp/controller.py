@@ -7,7 +7,10 @@ re-decides (`announce.decide`) the Services it touches (everything after a chang
 configuration or Nodes), renders frr.conf (`frr.render`) and hands it to the
 `FRRApplier`, which pushes the difference. Outputs besides FRR: one ServiceBGPStatus
 per announced Service (node, service, peers: MetalLB's), a `nodeAssigned` Event when
-this node starts announcing a Service, MetalLB's BGP and BFD metrics read from FRR.
+this node starts announcing a Service, MetalLB's BGP and BFD metrics read from FRR, and
+one BGPSessionState per peer selecting this node (bgp/sessions.py), refreshed after
+every FRR probe that changed something, with Events when a session goes up or down or
+FRR is lost.
 
 Layer 2 is untouched: a pool may have both an L2Advertisement and a BGPAdvertisement,
 and each mode decides on its own.
@@ -26,16 +29,26 @@ from typing import Any
 
 from metallb_api import API_VERSION, GROUP
 from metallb_api.bgp import BGPConfig, build_bgp_config
+from metallb_api.conditions import now_rfc3339
 from metallb_api.config import Config
 from metallb_kube.client import ApiError, KubeClient
-from metallb_kube.events import EventRecorder
+from metallb_kube.events import EventRecorder, ObjectRef
 from metallb_kube.informer import Informer
 from metallb_kube.status import delete_if_present, put_owned_status
 from metallb_kube.supervise import spawn
+from metallb_speaker.bgp import sessions as session_model
 from metallb_speaker.bgp.announce import BGPDecision, BGPReason, announcement, decide
+from metallb_speaker.bgp.sessions import (
+    FRRView,
+    SessionState,
+    Transition,
+    same,
+    session_states,
+    transition,
+)
 from metallb_speaker.controller import SpeakerController, _StatusQueue, status_labels
 from metallb_speaker.election import NodeState
-from metallb_speaker.frr.apply import FRRApplier
+from metallb_speaker.frr.apply import FRRApplier, FRRStatus
 from metallb_speaker.frr.render import render
 from metallb_speaker.settings import SpeakerSettings
 
@@ -87,9 +100,17 @@ class BGPController:
         self._withdrawn = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._informers: list[Informer] = []
+        self._session_informer: Informer | None = None  # set by start()
         self._tasks: list[asyncio.Task[Any]] = []
         self._status_q = _StatusQueue()
         self.status_errors = 0
+        # BGPSessionState: wanted (by object name), ours as watched, as last written,
+        # Events waiting for the write (they name the object's uid).
+        self.sessions: dict[str, SessionState] = {}
+        self._session_objs: dict[str, Mapping[str, Any]] = {}
+        self._session_written: dict[str, SessionState] = {}
+        self._session_events: dict[str, Transition] = {}
+        self._session_q = _StatusQueue()
         self.synced = asyncio.Event()
         self._message = f'announcing from node "{settings.node_name}" with protocol "bgp"'
 
@@ -112,12 +133,21 @@ class BGPController:
             Informer(self.client, self._status_path, on_event=self._status_event,
                      name="bgpstatuses", label_selector=f"metallb.io/node={self.s.node_name}"),
         ]
+        # Not waited for: a CRD set without BGPSessionState (older metallb-py CRDs) must
+        # not keep BGP mode from starting; the states are written once it is there.
+        self._session_informer = Informer(
+            self.client, self._session_path, on_event=self._session_event,
+            on_list=self._session_list, name="bgpsessionstates",
+            label_selector=f"metallb.io/node={self.s.node_name}")
         for inf in self._informers:
             self._tasks.append(spawn(f"informer-{inf.name}", inf.run))
         await asyncio.gather(*(inf.synced.wait() for inf in self._informers))
         self._tasks.append(spawn("frr", self.applier.run))
         for i in range(STATUS_WRITERS):
             self._tasks.append(spawn(f"bgpstatus-writer-{i}", self._status_writer))
+        self._tasks.append(spawn("informer-bgpsessionstates", self._session_informer.run))
+        self._tasks.append(spawn("bgpsessionstate-writer", self._session_writer))
+        self.applier.on_change = self._refresh_sessions
         self.l2.input_listeners.append(self._inputs_changed)
         # Statuses of a previous life: removed unless the first recompute wants them.
         for key in self._statuses:
@@ -231,6 +261,7 @@ class BGPController:
                 self.decisions[key] = new
             self._changed(key, old, new)
         self._push(node)
+        self._refresh_sessions()
 
     def _push(self, node: NodeState) -> None:
         advertised = [] if self._withdrawn else announcement(self.decisions.values())
@@ -303,6 +334,102 @@ class BGPController:
             self.client, self._status_path, API_VERSION, "ServiceBGPStatus", name,
             status_labels(self.s.node_name, key), wanted,
             None if held is None else held.get("status") or {})
+
+    # -- BGPSessionState ---------------------------------------------------------------
+    @property
+    def _session_path(self) -> str:
+        return f"/apis/{API_VERSION}/namespaces/{self.s.namespace}/bgpsessionstates"
+
+    def _session_event(self, event: str, obj: Mapping[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        if event == "DELETED":
+            self._session_objs.pop(name, None)
+            self._session_written.pop(name, None)
+            if name in self.sessions:  # removed by someone (or our old Pod's GC): again
+                self._session_q.put_nowait((name, True))
+        else:
+            self._session_objs[name] = obj
+
+    def _session_list(self, items: list[Mapping[str, Any]]) -> None:
+        for obj in items:
+            self._session_objs[str((obj.get("metadata") or {}).get("name"))] = obj
+        # synced is set right after this: then the first states (and removals of those a
+        # previous life wrote for peers gone since) can go out.
+        asyncio.get_running_loop().call_soon(self._refresh_sessions)
+
+    def _refresh_sessions(self) -> None:
+        """Recompute this node's session states (after an FRR probe that changed
+        something, or a recompute); queue the writes that change something."""
+        inf = self._session_informer
+        if not (self.synced.is_set() and inf is not None and inf.synced.is_set()) \
+                or self.applier.status is FRRStatus.STARTING:
+            return  # not probed yet: what a previous speaker wrote stands until then
+        view = FRRView(self.applier.problem(), self.applier.sessions, self.applier.bfd)
+        new = session_states(self.s.node_name, self.config.peers_for_node(self._node().labels),
+                             view, self.passwords)
+        for name, st in new.items():
+            t = transition(self.sessions.get(name), st)
+            if t is not None:
+                self._session_events[name] = t
+                log.log(logging.WARNING if t.warning else logging.INFO, t.message, extra={
+                    "event": "bgpSession", "peer": st.peer, "reason": t.reason})
+            if self._session_written.get(name) != st or name in self._session_events:
+                self._session_q.put_nowait((name, True))
+        for name in (set(self.sessions) | set(self._session_objs)) - set(new):
+            self._session_q.put_nowait((name, False))
+        self.sessions = new
+
+    def _owners(self) -> list[dict[str, Any]]:
+        if not (self.s.pod_name and self.s.pod_uid):
+            return []
+        return [{"apiVersion": "v1", "kind": "Pod", "name": self.s.pod_name,
+                 "uid": self.s.pod_uid}]
+
+    async def _session_writer(self) -> None:
+        while True:
+            name, _ = await self._session_q.get()
+            try:
+                await self._write_session(name)
+            except ApiError as exc:
+                self.status_errors += 1
+                log.warning("BGPSessionState write failed", extra={
+                    "event": "bgpSessionStateError", "name": name, "error": str(exc)})
+                await asyncio.sleep(1.0)
+                self._session_q.put_nowait((name, name in self.sessions))
+            finally:
+                self._session_q.done(name)
+
+    async def _write_session(self, name: str) -> None:
+        st = self.sessions.get(name)
+        held = self._session_objs.get(name)
+        if st is None:
+            self._session_events.pop(name, None)
+            if held is not None or name in self._session_written:
+                await delete_if_present(self.client, f"{self._session_path}/{name}")
+                self._session_written.pop(name, None)
+            return
+        held_status = None if held is None else held.get("status") or {}
+        owners = self._owners()
+        written: Mapping[str, Any] | None = held
+        if not same(held_status, st):
+            written = await put_owned_status(
+                self.client, self._session_path, API_VERSION, session_model.KIND, name,
+                {"metallb.io/node": self.s.node_name, "metallb.io/peer": st.peer},
+                st.full_status(held_status, now_rfc3339()), held_status, owners) or held
+        if held is not None and owners and \
+                (held.get("metadata") or {}).get("ownerReferences") != owners:
+            # Created by this node's previous speaker: ours now, or the garbage
+            # collector would take it away with that Pod.
+            written = await self.client.merge_patch(
+                f"{self._session_path}/{name}", {"metadata": {"ownerReferences": owners}})
+        self._session_written[name] = st
+        t = self._session_events.pop(name, None)
+        if t is not None and written is not None:
+            ref = ObjectRef.of({**written, "metadata": {
+                **(written.get("metadata") or {}), "namespace": self.s.namespace}},
+                API_VERSION, session_model.KIND)
+            (self.recorder.warning if t.warning else self.recorder.normal)(
+                ref, t.reason, t.message)
 
     # -- shutdown ---------------------------------------------------------------------
     async def withdraw_all(self) -> bool:

@@ -2,8 +2,9 @@
 real FRR (zebra, bgpd, bfdd) in the node's namespace, and a second FRR as the router
 in another namespace on the LAN. The router learns the Service's address with the node
 as next hop; deleting the Service withdraws it; a killed FRR is reported (metric,
-readiness) and gets the whole configuration again when it is back; SIGTERM withdraws
-before the speaker exits."""
+readiness, its BGPSessionState's condition and a Warning Event) and gets the whole
+configuration again when it is back; SIGTERM withdraws before the speaker exits; a
+BGPSessionState per peer comes and goes with the peers."""
 
 from __future__ import annotations
 
@@ -60,6 +61,27 @@ class BGPLab:
         items = self.lab.api.get(f"/apis/metallb.io/v1beta1/namespaces/{self.lab.namespace}/"
                                  "servicebgpstatuses")["items"]
         return [o.get("status") or {} for o in items]
+
+    def session_states(self) -> dict[str, dict[str, Any]]:
+        """BGPPeer name -> its BGPSessionState's status (this lab has one node)."""
+        items = self.lab.api.get(f"/apis/metallb.io/v1beta1/namespaces/{self.lab.namespace}/"
+                                 "bgpsessionstates")["items"]
+        return {o["status"]["peer"]: o["status"] for o in items if o.get("status")}
+
+    def session(self, peer: str = "router") -> tuple[str, str, str] | None:
+        """(bgpStatus, bfdStatus, the Established condition's reason) of `peer`."""
+        st = self.session_states().get(peer)
+        if st is None:
+            return None
+        reason = next((c["reason"] for c in st.get("conditions") or []
+                       if c["type"] == "Established"), "")
+        return st["bgpStatus"], st["bfdStatus"], reason
+
+    def session_events(self) -> list[tuple[str, str, str]]:
+        """(type, reason, involved object's name) of the Events on BGPSessionStates."""
+        items = self.lab.api.get(f"/api/v1/namespaces/{self.lab.namespace}/events")["items"]
+        return [(e["type"], e["reason"], e["involvedObject"]["name"]) for e in items
+                if e["involvedObject"].get("kind") == "BGPSessionState"]
 
     def readyz(self) -> str:
         out = subprocess.run(in_ns(self.node.ns, ["curl", "-s", "--max-time", "2",
@@ -136,6 +158,14 @@ def test_router_learns_and_loses_the_address(bgp: BGPLab) -> None:
     wait_for(lambda: b.lab.speaker_metric(b.node, "metallb_bgp_announced_prefixes_total",
                                           f'peer="{ROUTER_IP}:179",vrf="default"') == 1.0,
              timeout=5, what="metallb_bgp_announced_prefixes_total 1")  # next FRR probe
+    wait_for(lambda: b.session() == ("Established", "N/A", "Established"), timeout=10,
+             what="BGPSessionState Established")
+    # What `kubectl get` shows: the printer columns.
+    out = b.lab.cp.kubectl("get", "bgpsessionstates", "-n", b.lab.namespace).stdout
+    header, *rows = [line.split() for line in out.strip().splitlines()]
+    assert header == ["NAME", "NODE", "PEER", "ADDRESS", "VRF", "BGP", "BFD", "AGE"], out
+    assert [r[1:7] for r in rows] == [
+        [b.node.name, "router", ROUTER_IP, "default", "Established", "N/A"]], out
     _delete(b, "web")
     wait_for(lambda: f"{vip}/32" not in b.routes(), timeout=10, what="withdrawal")
     wait_for(lambda: not [s for s in b.statuses() if s.get("serviceName") == "web"],
@@ -146,14 +176,28 @@ def test_killed_frr_is_reported_and_recovered(bgp: BGPLab) -> None:
     b = bgp
     vip = _service(b, "survivor")
     wait_for(lambda: f"{vip}/32" in b.routes(), timeout=20, what="route")
+    wait_for(lambda: b.session() == ("Established", "N/A", "Established"), timeout=10,
+             what="BGPSessionState Established")
     b.frr.kill()
     wait_for(lambda: b.lab.speaker_metric(b.node, "metallb_speaker_frr_up") == 0.0,
              timeout=10, what="metallb_speaker_frr_up 0")
     assert "FRR unavailable" in b.readyz()
+    # The object says so too, with a Warning Event on it.
+    wait_for(lambda: b.session() == ("Unknown", "N/A", "FRRUnavailable"), timeout=10,
+             what="BGPSessionState FRRUnavailable")
+    name = next(iter(b.lab.api.get(
+        f"/apis/metallb.io/v1beta1/namespaces/{b.lab.namespace}/bgpsessionstates")["items"]
+    ))["metadata"]["name"]
+    wait_for(lambda: ("Warning", "FRRUnavailable", name) in b.session_events(), timeout=10,
+             what="FRRUnavailable Event")
     wait_for(lambda: f"{vip}/32" not in b.routes(), timeout=10, what="router drops it")
     b.frr.start()  # empty configuration: the speaker must push everything again
     wait_for(lambda: f"{vip}/32" in b.routes(), timeout=20, what="route after FRR is back")
     assert b.lab.speaker_metric(b.node, "metallb_speaker_frr_up") == 1.0
+    wait_for(lambda: b.session() == ("Established", "N/A", "Established"), timeout=10,
+             what="BGPSessionState Established again")
+    wait_for(lambda: ("Normal", "SessionEstablished", name) in b.session_events(),
+             timeout=10, what="SessionEstablished Event")
     events = [line for line in b.lab.speaker_log(b.node).read_text().splitlines()
               if '"event":"frr' in line]
     assert any('"frrUnavailable"' in e for e in events), events
@@ -204,3 +248,36 @@ def test_communities_reach_the_router(bgp: BGPLab) -> None:
         _delete(b, name)
     wait_for(lambda: not ({f"{plain}/32", f"{tagged}/32"} & set(b.routes())), timeout=10,
              what="both withdrawn")
+
+
+def test_a_session_state_per_peer_comes_and_goes_with_the_peer(bgp: BGPLab) -> None:
+    """A second BGPPeer nobody answers: its state appears, not Established, with FRR's
+    reason; deleting the peer removes it. A speaker restart keeps the states (no
+    duplicate, the router's unchanged)."""
+    b = bgp
+    ns = b.lab.namespace
+    b.lab.cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "silent"},
+        "spec": {"myASN": 64512, "peerASN": 64514, "peerAddress": "198.18.0.249",
+                 "holdTime": "3s", "keepaliveTime": "1s"}}))
+    try:
+        state = wait_for(lambda: b.session("silent"), timeout=15, what="silent peer's state")
+        assert state[0] in {"Unknown", "Idle", "Connect", "Active", "OpenSent"}, state
+        assert state[2] in {"Pending", "NotEstablished"}, state
+        wait_for(lambda: (b.session("silent") or ("",))[0] in {"Connect", "Active"},
+                 timeout=15, what="FRR's own state for the silent peer")
+        assert b.session("silent")[1:] == ("N/A", "NotEstablished")  # type: ignore[index]
+        assert b.session() == ("Established", "N/A", "Established")
+    finally:
+        b.lab.cp.kubectl("delete", "-n", ns, "bgppeer", "silent", "--wait=false")
+    wait_for(lambda: "silent" not in b.session_states(), timeout=15,
+             what="silent peer's state removed")
+    before = b.lab.api.get(f"/apis/metallb.io/v1beta1/namespaces/{ns}/bgpsessionstates")
+    b.lab.stop_speaker(b.node, sig=signal.SIGTERM, timeout=20)
+    b.start_speaker()
+    b.lab.wait_ready()
+    wait_for(lambda: b.session() == ("Established", "N/A", "Established"), timeout=20,
+             what="Established after the restart")
+    after = b.lab.api.get(f"/apis/metallb.io/v1beta1/namespaces/{ns}/bgpsessionstates")
+    assert [o["metadata"]["uid"] for o in after["items"]] == \
+        [o["metadata"]["uid"] for o in before["items"]]
