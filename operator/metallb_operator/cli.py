@@ -850,12 +850,32 @@ def _bgp_cell(nodes: Mapping[str, tuple[str, ...]]) -> str:
     return "bgp: " + "; ".join(parts)
 
 
+def _sessions(states: Sequence[Mapping[str, Any]]) -> tuple[list[list[str]], list[str]]:
+    """BGPSessionStates: table rows (node, peer, address, BGP, BFD) and a warning for
+    each session not Established, with the condition's reason and message."""
+    rows, warnings = [], []
+    for obj in sorted(states, key=lambda o: (str((o.get("status") or {}).get("node")),
+                                             str((o.get("status") or {}).get("peer")))):
+        st = obj.get("status") or {}
+        if not st.get("node") or not st.get("peer"):
+            continue  # not written yet
+        rows.append([str(st["node"]), str(st["peer"]), str(st.get("peerAddress") or "-"),
+                     str(st.get("bgpStatus") or "-"), str(st.get("bfdStatus") or "-")])
+        cond = _conditions(obj).get("Established")
+        if cond and cond.get("status") != "True":
+            warnings.append(f"BGP session {st['node']} -> {st['peer']}: not Established "
+                            f"({cond.get('reason')}): {cond.get('message')}")
+    return rows, warnings
+
+
 def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping[str, Any]],
                   statuses: Sequence[Mapping[str, Any]], *, namespace: str | None = None,
-                  bgp_statuses: Sequence[Mapping[str, Any]] = ()) -> str:
+                  bgp_statuses: Sequence[Mapping[str, Any]] = (),
+                  sessions: Sequence[Mapping[str, Any]] = ()) -> str:
     """The `metallbctl status` text from plain API objects (camelCase JSON as dicts):
-    IPAddressPools of the namespace, LoadBalancer Services, ServiceL2Statuses and
-    ServiceBGPStatuses."""
+    IPAddressPools of the namespace, LoadBalancer Services, ServiceL2Statuses,
+    ServiceBGPStatuses and BGPSessionStates (the BGP sessions table only when there
+    are some)."""
     lines: list[str] = []
     warnings: list[str] = []
     in_ns = f" in namespace {namespace}" if namespace else ""
@@ -908,6 +928,11 @@ def render_status(pools: Sequence[Mapping[str, Any]], services: Sequence[Mapping
         lines += _table(["SERVICE", "EXTERNAL-IP", "POOL", "ANNOUNCED BY"], rows)
     else:
         lines.append("No LoadBalancer Services.")
+    session_rows, session_warnings = _sessions(sessions)
+    if session_rows:
+        lines.append("")
+        lines += _table(["NODE", "BGP PEER", "ADDRESS", "BGP", "BFD"], session_rows)
+    warnings += session_warnings
     if warnings:
         lines += ["", "WARNINGS:"] + [f"  {w}" for w in warnings]
     return "\n".join(lines)
@@ -946,23 +971,30 @@ Objects = list[dict[str, Any]]
 
 
 async def fetch_status(client: KubeClient, namespace: str
-                       ) -> tuple[Objects, Objects, Objects, Objects]:
+                       ) -> tuple[Objects, Objects, Objects, Objects, Objects]:
     """(IPAddressPools in `namespace`, LoadBalancer Services in every namespace,
-    ServiceL2Statuses and ServiceBGPStatuses in `namespace`) as plain JSON dicts."""
+    ServiceL2Statuses, ServiceBGPStatuses and BGPSessionStates in `namespace`) as plain
+    JSON dicts."""
     from metallb_kube.client import ApiError
 
     base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}"
+
+    async def optional(plural: str) -> Objects:
+        try:
+            objs, _ = await client.list_all(f"{base}/{plural}")
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            return []  # CRDs from before BGP mode (or before the kind): layer 2 only
+        return objs
+
     pools, _ = await client.list_all(f"{base}/ipaddresspools")
     statuses, _ = await client.list_all(f"{base}/servicel2statuses")
-    try:
-        bgp_statuses, _ = await client.list_all(f"{base}/servicebgpstatuses")
-    except ApiError as exc:
-        if not exc.not_found:
-            raise
-        bgp_statuses = []  # CRDs from before BGP mode: layer 2 only
+    bgp_statuses = await optional("servicebgpstatuses")
+    sessions = await optional("bgpsessionstates")
     services, _ = await client.list_all("/api/v1/services")
     lbs = [s for s in services if (s.get("spec") or {}).get("type") == "LoadBalancer"]
-    return pools, lbs, statuses, bgp_statuses
+    return pools, lbs, statuses, bgp_statuses, sessions
 
 
 def _api_error(exc: ApiError) -> str:
@@ -978,16 +1010,16 @@ def status_report(kubeconfig: str | None, context: str | None, namespace: str) -
 
     conn = status_connection(kubeconfig, context)
 
-    async def fetch() -> tuple[Objects, Objects, Objects, Objects]:
+    async def fetch() -> tuple[Objects, Objects, Objects, Objects, Objects]:
         async with KubeClient(conn, limit=4, user_agent="metallbctl") as client:
             return await fetch_status(client, namespace)
 
     try:
-        pools, services, statuses, bgp_statuses = asyncio.run(fetch())
+        pools, services, statuses, bgp_statuses, sessions = asyncio.run(fetch())
     except ApiError as exc:
         return Report(err=[f"error: {_api_error(exc)}"], code=EXIT_PROBLEMS)
     return Report(out=[render_status(pools, services, statuses, namespace=namespace,
-                                     bgp_statuses=bgp_statuses)])
+                                     bgp_statuses=bgp_statuses, sessions=sessions)])
 
 
 # -- main ----------------------------------------------------------------------------------

@@ -389,3 +389,37 @@ def test_status_with_crds_from_before_bgp_mode(
             "interfaces": [{"name": "eth0"}]})
         out = run_status(cp, ns, capsys)
     assert announced_by(out, f"{apps}/web") == "node-a"
+
+
+def session_state(node: str, peer: str, bgp: str, reason: str,
+                  message: str = "") -> dict[str, Any]:
+    return {"metadata": {"name": f"{node}-{peer}", "namespace": "metallb-system"},
+            "status": {"node": node, "peer": peer, "peerAddress": "198.18.0.254",
+                       "vrf": "default", "bgpStatus": bgp, "bfdStatus": "N/A",
+                       "conditions": [{"type": "Established",
+                                       "status": str(reason == "Established"),
+                                       "reason": reason, "message": message}]}}
+
+
+@pytest.mark.unit
+def test_render_bgp_sessions_and_warn_about_those_down() -> None:
+    text = render_status([], [], [], sessions=[
+        session_state("node-2", "router-v4", "Unknown", "FRRUnavailable",
+                      "FRR unavailable: bgpd not running"),
+        session_state("node-1", "router-v4", "Established", "Established"),
+        {"metadata": {"name": "half-written"}},
+    ])
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("NODE")))
+    assert [line.split() for line in lines[start:start + 3]] == [
+        ["NODE", "BGP", "PEER", "ADDRESS", "BGP", "BFD"],
+        ["node-1", "router-v4", "198.18.0.254", "Established", "N/A"],
+        ["node-2", "router-v4", "198.18.0.254", "Unknown", "N/A"]]
+    assert ("  BGP session node-2 -> router-v4: not Established (FRRUnavailable): "
+            "FRR unavailable: bgpd not running") in lines
+    assert not any("node-1 -> router-v4" in line for line in lines)
+
+
+@pytest.mark.unit
+def test_no_sessions_table_without_session_states() -> None:
+    assert "BGP PEER" not in render_status([], [], [])
