@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import time
 from collections.abc import Mapping
@@ -64,6 +65,15 @@ PEER_VERSION = f"{GROUP}/v1beta2"
 
 def bgpstatus_name(node: str, service_key: str) -> str:
     return "bgp-" + hashlib.sha256(f"{node}/{service_key}".encode()).hexdigest()[:16]
+
+
+def ipv4_or_empty(address: str | None) -> str:
+    """A router ID is an IPv4 address: the node's, if it has one (an IPv6-only node
+    leaves it to FRR, or to the peers' routerID)."""
+    try:
+        return str(ipaddress.IPv4Address(address or ""))
+    except ValueError:
+        return ""
 
 
 def secret_password(obj: Mapping[str, Any]) -> str | None:
@@ -111,6 +121,7 @@ class BGPController:
         self._session_written: dict[str, SessionState] = {}
         self._session_events: dict[str, Transition] = {}
         self._session_q = _StatusQueue()
+        self._decided = False  # a first recompute built the BGP configuration
         self.synced = asyncio.Event()
         self._message = f'announcing from node "{settings.node_name}" with protocol "bgp"'
 
@@ -261,12 +272,14 @@ class BGPController:
                 self.decisions[key] = new
             self._changed(key, old, new)
         self._push(node)
+        self._decided = True
         self._refresh_sessions()
 
     def _push(self, node: NodeState) -> None:
         advertised = [] if self._withdrawn else announcement(self.decisions.values())
         self.applier.want(render(self.config, self.s.node_name, node.labels, advertised,
-                                 passwords=self.passwords))
+                                 passwords=self.passwords,
+                                 node_router_id=ipv4_or_empty(node.address)))
 
     def _changed(self, key: str, old: BGPDecision | None, new: BGPDecision | None) -> None:
         was = old is not None and old.announced
@@ -361,9 +374,11 @@ class BGPController:
         """Recompute this node's session states (after an FRR probe that changed
         something, or a recompute); queue the writes that change something."""
         inf = self._session_informer
-        if not (self.synced.is_set() and inf is not None and inf.synced.is_set()) \
+        if not (self._decided and inf is not None and inf.synced.is_set()) \
                 or self.applier.status is FRRStatus.STARTING:
-            return  # not probed yet: what a previous speaker wrote stands until then
+            # The peers not known yet (no recompute since the start), or FRR not probed
+            # yet: what a previous speaker wrote stands until then.
+            return
         view = FRRView(self.applier.problem(), self.applier.sessions, self.applier.bfd)
         new = session_states(self.s.node_name, self.config.peers_for_node(self._node().labels),
                              view, self.passwords)

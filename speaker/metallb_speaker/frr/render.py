@@ -92,14 +92,19 @@ class _Neighbor:
 
 def render(config: BGPConfig, node_name: str, node_labels: Mapping[str, str],
            advertised: Iterable[Advertised], *, passwords: Mapping[str, str] | None = None,
-           settings: FRRSettings = FRRSettings()) -> str:
+           settings: FRRSettings = FRRSettings(), node_router_id: str = "") -> str:
     """frr.conf for `node_name`: a session to each peer selecting the node, announcing
     `advertised` (from `metallb_api.bgp.advertised_for`; entries naming other peers or
     a family the session does not carry are ignored).
 
     `passwords` holds the passwords read from the peers' passwordSecrets (by peer name):
     a peer whose Secret could not be read, or holds a password frr.conf cannot carry
-    (blanks, over 80 characters), gets no session rather than one without it."""
+    (blanks, over 80 characters), gets no session rather than one without it.
+
+    `node_router_id` (the node's IPv4 address) is the default VRF's router ID when no
+    peer sets routerID: left to itself, zebra picks the highest address of the node,
+    which may be a Service address (kube-proxy's IPVS dummy interface, a VIP on lo) and
+    changes when that Service goes, resetting every session."""
     passwords = passwords or {}
     peers = [p for p in config.peers_for_node(node_labels)
              if not p.password_secret or usable_password(passwords.get(p.name, ""))]
@@ -136,7 +141,8 @@ def render(config: BGPConfig, node_name: str, node_labels: Mapping[str, str],
         out.extend(_policy(n, tags.get(n.peer.vrf, {})))
     vrfs = sorted({n.peer.vrf for n in neighbors})
     for vrf in vrfs:
-        out.extend(_router([n for n in neighbors if n.peer.vrf == vrf], tags.get(vrf, {})))
+        out.extend(_router([n for n in neighbors if n.peer.vrf == vrf], tags.get(vrf, {}),
+                           "" if vrf else node_router_id))
     out.append("end")
     return "\n".join(out) + "\n"
 
@@ -215,12 +221,14 @@ def _policy(n: _Neighbor, tags: Mapping[Prefix, int]) -> list[str]:
     return out
 
 
-def _router(neighbors: list[_Neighbor], tags: Mapping[Prefix, int]) -> list[str]:
+def _router(neighbors: list[_Neighbor], tags: Mapping[Prefix, int],
+            default_router_id: str) -> list[str]:
     """One `router bgp` (the model guarantees one myASN and routerID per VRF on a node)."""
     first = neighbors[0].peer
     out = [f"router bgp {first.my_asn}" + (f" vrf {first.vrf}" if first.vrf else "")]
-    if first.router_id:
-        out.append(f" bgp router-id {first.router_id}")
+    router_id = first.router_id or default_router_id
+    if router_id:
+        out.append(f" bgp router-id {router_id}")
     out += [" no bgp ebgp-requires-policy", " no bgp network import-check",
             " no bgp default ipv4-unicast"]
     if any(n.peer.graceful_restart for n in neighbors):

@@ -223,3 +223,20 @@ def test_golden_file_is_valid_frr_syntax(name: str, tmp_path: Path) -> None:
                            str(GOLDEN / f"{name}.conf")],
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("peers", "node_router_id", "want"), [
+    # none set: the node's address, not whatever zebra would pick (a Service address)
+    ([peer("a")], "198.18.0.11", [" bgp router-id 198.18.0.11"]),
+    ([peer("a", routerID="10.0.0.1")], "198.18.0.11", [" bgp router-id 10.0.0.1"]),
+    ([peer("a")], "", []),  # IPv6-only node: FRR's choice (or the peers')
+    # a VRF's router is left alone: the node's address may not be in it
+    ([peer("a"), peer("b", peerAddress="198.18.0.2", vrf="red")], "198.18.0.11",
+     [" bgp router-id 198.18.0.11"]),
+])
+def test_router_id_defaults_to_the_nodes_address(peers: list[dict[str, Any]],
+                                                 node_router_id: str,
+                                                 want: list[str]) -> None:
+    config, advertised = _model(Case(peers))
+    text = render(config, NODE, LABELS, advertised, node_router_id=node_router_id)
+    assert [line for line in text.splitlines() if "router-id" in line] == want
