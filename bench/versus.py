@@ -25,7 +25,11 @@ figures and how many times better metallb-py is (below 1: MetalLB is better).
 
 Run: .venv/bin/python -m bench.versus [--trials 10] [--services 1000,10000]
        [--systems metallb,metallb-py] [--cases idle,arp,link-down,...] [--rollouts N]
+       [--cases-for metallb=scale] [--keep-from OLD.json]
      quick: --trials 2 --services 200
+     an interrupted run finished: --cases-for SYSTEM=CASES runs only those cases for that
+       system, --keep-from copies the other cases' results (not errors) from an earlier
+       run's JSON, which the output names per case (`kept_from`)
      the Markdown table of a run: --markdown bench/results/versus.json
 """
 
@@ -202,6 +206,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--arp-rates", default=",".join(map(str, RATES)))
     ap.add_argument("--timeout", type=float, default=1800.0,
                     help="per wait of the scale case (10k Services take minutes)")
+    ap.add_argument("--cases-for", action="append", default=[], metavar="SYSTEM=CASES",
+                    help="this system runs only these cases (repeatable)")
+    ap.add_argument("--keep-from", metavar="JSON",
+                    help="results of cases not run now, copied from an earlier run")
     ap.add_argument("--markdown", metavar="JSON",
                     help="print the table of an earlier run's JSON as Markdown; run nothing")
     args = ap.parse_args(argv)
@@ -210,10 +218,29 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.services = [int(n) for n in args.services.split(",") if n]
     args.arp_rates = [int(n) for n in args.arp_rates.split(",")]
     args.rollouts = args.trials if args.rollouts is None else args.rollouts
-    for what, got, known in (("systems", args.systems, SYSTEMS), ("cases", args.cases, CASES)):
+    per: dict[str, list[str]] = {}
+    for item in args.cases_for:
+        system, _, cases = item.partition("=")
+        per[system] = cases.split(",")
+    args.cases_for = per
+    for what, got, known in (("systems", args.systems, SYSTEMS), ("cases", args.cases, CASES),
+                             ("systems", list(per), SYSTEMS),
+                             *(("cases", c, CASES) for c in per.values())):
         if set(got) - set(known):
             ap.error(f"unknown {what} {sorted(set(got) - set(known))}: choose from {known}")
     return args
+
+
+def keep(out: dict[str, Any], old: dict[str, Any]) -> None:
+    """Copy into `out` the cases of `old` this run did not measure (errors are not kept),
+    and say so per case."""
+    for system, cases in (old.get("results") or {}).items():
+        res = out["results"].setdefault(system, {})
+        for case, value in cases.items():
+            if case in res or (isinstance(value, dict) and "error" in value):
+                continue
+            res[case] = value
+            out.setdefault("kept_from", {}).setdefault(system, {})[case] = old.get("when")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                     out["elapsed_s"]["switch to metallb-py"] = round(time.monotonic() - t0, 1)
                 SYSTEMS[system].ready(c)
                 res = out["results"][system] = {}
-                for case in args.cases:
+                for case in args.cases_for.get(system, args.cases):
                     t0 = time.monotonic()
                     print(f"\n### {system}: {case}", flush=True)
                     try:
@@ -269,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if gen is not None:
             gen.close()
+        if args.keep_from:
+            keep(out, json.loads(Path(args.keep_from).read_text()))
         out["elapsed_s"]["total"] = round(time.monotonic() - t_run, 1)
         out["table"] = table(out, args.services)
         print_table(out["table"])

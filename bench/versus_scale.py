@@ -39,8 +39,11 @@ def _services_path() -> str:
 def service_body(name: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "labels": {LABEL: "1"},
                          "annotations": {"metallb.io/address-pool": "scale"}},
+            # No NodePorts: the 2,768 of the default range ran out at 2,768 Services
+            # (HTTP 500 "failed to allocate a nodePort: range is full"), and an L2
+            # load balancer does not need them (kube-proxy answers on the address).
             "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
-                     "ports": [{"port": 80}]}}
+                     "allocateLoadBalancerNodePorts": False, "ports": [{"port": 80}]}}
 
 
 def retried(fn: Callable[[], object], tolerate: int, attempts: int = 6) -> None:

@@ -14,7 +14,7 @@ import pytest
 from bench.versus import advantage, table
 from bench.versus_failover import client_outage
 
-from bench import versus_scale
+from bench import versus, versus_scale
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +99,23 @@ def test_retried(monkeypatch: pytest.MonkeyPatch, case: str, codes: list[int | N
     else:
         versus_scale.retried(call, tolerate=tolerate)
     assert len(seen) == calls, case
+
+
+def test_cases_for_a_system_and_keeping_an_earlier_runs_cases() -> None:
+    args = versus.parse(["--cases-for", "metallb=scale", "--services", "1000"])
+    assert args.cases_for == {"metallb": ["scale"]}
+    assert args.cases == list(versus.CASES)
+    with pytest.raises(SystemExit):
+        versus.parse(["--cases-for", "metallb=nope"])
+    out: dict[str, Any] = {"results": {"metallb": {"scale": {"1000": {}}},
+                                       "metallb-py": {"idle": {"x": 1}}}}
+    old = {"when": "2026-12-06T18:39:00Z", "results": {"metallb": {
+        "idle": {"x": 2}, "scale": {"error": "stuck"}, "rolling": {"error": "boom"},
+        "link-down": {"outage_ms": {}}}}}
+    versus.keep(out, old)
+    # measured now wins; an earlier error is not kept; the rest is, and named
+    assert out["results"]["metallb"] == {"scale": {"1000": {}}, "idle": {"x": 2},
+                                         "link-down": {"outage_ms": {}}}
+    assert out["results"]["metallb-py"] == {"idle": {"x": 1}}
+    assert out["kept_from"] == {"metallb": {"idle": "2026-12-06T18:39:00Z",
+                                            "link-down": "2026-12-06T18:39:00Z"}}
