@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from metallb_api.bgp import PeerConfig, usable_password
+from metallb_api.bgp import PASSWORD_MAX, PeerConfig, usable_password
 from metallb_api.conditions import ConditionSpec, merge_conditions
 from metallb_speaker.frr.state import BFDSession, BGPSession
 
@@ -62,6 +62,7 @@ class SessionState:
                                                               now)}
 
 
+_S = TypeVar("_S", BGPSession, BFDSession)
 _BAD_TAIL = re.compile(r"[^a-z0-9]+$")
 
 
@@ -78,29 +79,23 @@ def _vrf(name: str) -> str:
     return name or "default"
 
 
-def _find(sessions: Iterable[BGPSession], p: PeerConfig) -> BGPSession | None:
+def _of_peer(items: Iterable[_S], p: PeerConfig) -> _S | None:
+    """FRR's entry for `p` (a BGP or a BFD session): its address, or the interface of an
+    unnumbered session, in its VRF."""
     where = p.address or p.interface
-    for s in sessions:
-        if s.peer == where and s.vrf == _vrf(p.vrf):
-            return s
-    return None
+    return next((s for s in items if s.peer == where and s.vrf == _vrf(p.vrf)), None)
 
 
 def _bfd(view: FRRView, p: PeerConfig) -> str:
     if not p.bfd_profile:
         return NO_BFD
-    if view.problem is not None:
-        return UNKNOWN
-    where = p.address or p.interface
-    for b in view.bfd:
-        if b.peer == where and b.vrf == _vrf(p.vrf):
-            return b.status
-    return UNKNOWN
+    b = None if view.problem is not None else _of_peer(view.bfd, p)
+    return UNKNOWN if b is None else b.status
 
 
 def session_state(node: str, p: PeerConfig, view: FRRView, has_password: bool) -> SessionState:
     """The state of the session `node` keeps (or should keep) with peer `p`."""
-    found = None if view.problem is not None else _find(view.sessions, p)
+    found = None if view.problem is not None else _of_peer(view.sessions, p)
     if view.problem is not None:
         bgp, cond = UNKNOWN, ConditionSpec(CONDITION, False, SessionReason.FRR_UNAVAILABLE,
                                            view.problem)
@@ -108,8 +103,8 @@ def session_state(node: str, p: PeerConfig, view: FRRView, has_password: bool) -
         bgp, cond = UNKNOWN, ConditionSpec(
             CONDITION, False, SessionReason.PASSWORD_UNAVAILABLE,
             f'the password of Secret "{p.password_secret}" (BGPPeer {p.name} '
-            "spec.passwordSecret) is missing or unusable (blank, or over 80 characters): "
-            "no session is configured")
+            f"spec.passwordSecret) is missing or unusable (blank, or over {PASSWORD_MAX} "
+            "characters): no session is configured")
     elif found is None:
         bgp, cond = UNKNOWN, ConditionSpec(CONDITION, False, SessionReason.PENDING,
                                            "FRR does not list this neighbor yet")
